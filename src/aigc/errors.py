@@ -1,0 +1,31 @@
+"""One error type for everything a user can get wrong.
+
+Every message names the field, what was expected and how to fix it (STYLE.md #11); the CLI prints it
+without a traceback and exits with status 2, and the studio turns it into a JSON 4xx.
+"""
+
+from __future__ import annotations
+
+
+class AigcError(ValueError):
+    """A problem with the user's input, data or files, explained so that they can fix it."""
+
+    def __init__(self, message: str, *, field: str | None = None, fix: str | None = None):
+        self.field = field
+        self.fix = fix
+        text = f"{field}: {message}" if field else message
+        if fix:
+            text = f"{text}\n  fix: {fix}"
+        super().__init__(text)
+
+
+class ConfigError(AigcError):
+    """A config, preset or override that does not validate."""
+
+
+class DataError(AigcError):
+    """A dataset that is missing, empty or malformed."""
+
+
+class CheckpointError(AigcError):
+    """A checkpoint that is missing, corrupt or does not match its config."""
