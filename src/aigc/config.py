@@ -16,7 +16,7 @@ key, what was expected and the valid choices (STYLE.md #4, #11).
 from __future__ import annotations
 
 import copy
-import tomllib
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
 from aigc.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 
 class BaseConfig(BaseModel):

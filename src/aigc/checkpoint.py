@@ -1,0 +1,194 @@
+"""Checkpoints: safetensors weights plus a JSON sidecar. Loading never unpickles anything.
+
+A checkpoint is a folder, published atomically (written under a temporary name, then renamed):
+
+    checkpoints/step-000500/
+        model.safetensors      the model's state dict
+        ema.safetensors        EMA weights, when training kept them (generation prefers them)
+        state.safetensors      optimizer moments, RNG states, ... (only what exact resume needs)
+        checkpoint.json        config, step, metrics, package versions, data fingerprint, sha256 of each file
+    checkpoints/latest         the name of the newest complete checkpoint (written last, atomically)
+
+Nested state (an optimizer's state_dict, RNG states) is split into tensors, stored in safetensors, and a
+JSON skeleton that says where each tensor goes back (`flatten_state` / `unflatten_state`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from aigc.errors import CheckpointError
+from aigc.files import atomic_write_text, publish_directory, sha256_file
+
+FORMAT = "aigc-checkpoint"
+FORMAT_VERSION = 1
+SIDECAR = "checkpoint.json"
+_TENSOR = "__tensor__"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("aigc", "torch", "numpy", "safetensors", "pydantic"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def flatten_state(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """Replace every tensor in a nested dict/list by a reference, collecting the tensors by key."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value.detach().cpu().contiguous().clone()
+        return {_TENSOR: prefix}
+    if isinstance(value, dict):
+        # JSON keys are strings; remember int keys (optimizer state is keyed by parameter index).
+        return {
+            "__dict__": [
+                [key, flatten_state(item, tensors, f"{prefix}.{key}")] for key, item in value.items()
+            ]
+        }
+    if isinstance(value, (list, tuple)):
+        return [flatten_state(item, tensors, f"{prefix}.{index}") for index, item in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} at {prefix} in a checkpoint")
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(skeleton, dict) and _TENSOR in skeleton:
+        return tensors[skeleton[_TENSOR]]
+    if isinstance(skeleton, dict) and "__dict__" in skeleton:
+        return {key: unflatten_state(item, tensors) for key, item in skeleton["__dict__"]}
+    if isinstance(skeleton, list):
+        return [unflatten_state(item, tensors) for item in skeleton]
+    return skeleton
+
+
+def _plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors that share memory (tied weights); cloning stores each key on its own.
+    return {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
+
+
+def save_checkpoint(
+    directory: str | Path,
+    *,
+    weights: dict[str, dict[str, torch.Tensor]],
+    training_state: dict[str, Any] | None,
+    sidecar: dict[str, Any],
+) -> Path:
+    """Write `weights` (file stem -> state dict), the resumable state and the sidecar, atomically."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        files = {}
+        for stem, state in weights.items():
+            save_file(_plain_tensors(state), str(staging / f"{stem}.safetensors"))
+            files[f"{stem}.safetensors"] = sha256_file(staging / f"{stem}.safetensors")
+        skeleton = None
+        if training_state is not None:
+            tensors: dict[str, torch.Tensor] = {}
+            skeleton = flatten_state(training_state, tensors, "state")
+            save_file(tensors, str(staging / "state.safetensors"))
+            files["state.safetensors"] = sha256_file(staging / "state.safetensors")
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            **sidecar,
+            "files": files,
+            "training_state": skeleton,
+        }
+        (staging / SIDECAR).write_text(json.dumps(document, indent=2, sort_keys=False), encoding="utf-8")
+        publish_directory(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    atomic_write_text(directory.parent / "latest", directory.name + "\n")
+    return directory
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, from itself, a run folder (its latest checkpoint) or a sidecar file."""
+    path = Path(path)
+    if path.is_file() and path.name == SIDECAR:
+        path = path.parent
+    if (path / SIDECAR).is_file():
+        return path
+    for folder in (path / "checkpoints", path):
+        latest = folder / "latest"
+        if latest.is_file():
+            candidate = folder / latest.read_text(encoding="utf-8").strip()
+            if (candidate / SIDECAR).is_file():
+                return candidate
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist", fix="give a run folder (from `aigc train --out`) or a checkpoint folder")
+    raise CheckpointError(
+        f"{path} holds no checkpoint (no {SIDECAR}, no checkpoints/latest)",
+        fix="train first, or point at a folder like RUN/checkpoints/step-000500",
+    )
+
+
+def read_sidecar(checkpoint: Path) -> dict[str, Any]:
+    try:
+        document = json.loads((checkpoint / SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read {checkpoint / SIDECAR}: {error}") from None
+    if document.get("format") != FORMAT:
+        raise CheckpointError(f"{checkpoint / SIDECAR} is not an aigc checkpoint (format {document.get('format')!r})")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format {document['format_version']} is newer than this aigc understands ({FORMAT_VERSION})",
+            fix="upgrade aigc",
+        )
+    return document
+
+
+def read_tensors(checkpoint: Path, filename: str, sidecar: dict[str, Any], *, verify: bool = True) -> dict[str, torch.Tensor]:
+    path = checkpoint / filename
+    expected = sidecar.get("files", {}).get(filename)
+    if expected is None or not path.is_file():
+        raise CheckpointError(f"{path} is missing", fix="the checkpoint is incomplete; use an earlier one")
+    if verify and sha256_file(path) != expected:
+        raise CheckpointError(f"{path} does not match the sha256 in {SIDECAR}: the file is corrupt or was changed")
+    return load_file(str(path))
+
+
+def read_training_state(checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
+    if sidecar.get("training_state") is None:
+        raise CheckpointError(f"{checkpoint} holds weights only, not the state needed to resume training")
+    tensors = read_tensors(checkpoint, "state.safetensors", sidecar)
+    return unflatten_state(sidecar["training_state"], tensors)
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """load_state_dict with a message that says which keys or shapes disagree."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing {missing[:5]}")
+        if unexpected:
+            details.append(f"unexpected {unexpected[:5]}")
+        if wrong:
+            details.append(", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:5]))
+        raise CheckpointError(
+            f"{source} does not fit the model built from its config: " + "; ".join(details),
+            fix="the weights and checkpoint.json come from different runs or versions",
+        )
+    model.load_state_dict(state)

@@ -1,0 +1,151 @@
+"""`aigc train | generate | models | data` — thin wrappers over the Python API.
+
+Every user mistake is an AigcError: printed as one clear message (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from aigc.errors import AigcError
+
+app = typer.Typer(help="aigc: train, generate with and measure generative models — offline.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="Model families and presets.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets that load offline.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+
+@app.command()
+def train(
+    preset: Optional[str] = typer.Argument(None, help="A preset name (`aigc models list`) or a .toml file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set train.max_steps=500 (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/PRESET-TIMESTAMP)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Shortcut for --set train.max_steps=N."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its latest checkpoint."),
+) -> None:
+    """Train a model; checkpoints, metrics.jsonl and sample grids go to the run folder."""
+    from aigc.api import resolve_run
+    from aigc.training.loop import fit
+
+    config, run_dir = resolve_run(preset, overrides=set_, out=out, max_steps=max_steps, resume=resume)
+    result = fit(config, run_dir, resume=resume is not None)
+    if result.checkpoint is not None:  # only rank 0 writes, and only rank 0 reports
+        console.print(f"[bold]{result.stop_reason}[/] at step {result.step}")
+        console.print(f"checkpoint: {result.checkpoint}")
+        console.print(f"samples:    {run_dir / 'samples'}")
+
+
+@app.command()
+def generate(
+    run: Path = typer.Argument(..., help="A run folder or a checkpoint folder."),
+    count: int = typer.Option(16, "-n", "--count", min=1, help="Number of images."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Image i uses seed+i; the same seed gives identical files."),
+    label: list[int] = typer.Option([], "--label", help="Class of the images (conditional models); repeat for one per image."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Grid PNG path (default RUN/generated/seed-S.png)."),
+    each: bool = typer.Option(False, "--each", help="Also write one PNG per image next to the grid."),
+    weights: str = typer.Option("auto", "--weights", help="auto (EMA when present), ema or model."),
+) -> None:
+    """Generate with a trained model; every PNG carries model, seed, label and parameters."""
+    from aigc.api import load
+    from aigc.generation.requests import ImageRequest
+
+    model = load(run, weights=weights)
+    request = _validated(ImageRequest, count=count, seed=seed, labels=label or None)
+    artifact = model.generate(request)
+    target = out or (Path(run) / "generated" / f"seed-{seed}.png")
+    artifact.save_grid(target)
+    console.print(f"wrote {target}")
+    if each:
+        for path in artifact.save_each(target.parent, stem=target.stem):
+            console.print(f"wrote {path}")
+
+
+def _validated(kind, **values):
+    from pydantic import ValidationError
+
+    from aigc.config import _explain
+
+    try:
+        return kind.model_validate(values)
+    except ValidationError as error:
+        raise _explain(error, kind, "request") from None
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Registered families and the presets that train them."""
+    from aigc.config import list_presets, read_preset_or_file
+    from aigc.registry import list_models
+
+    families = [{"name": s.name, "modality": s.modality, "description": s.description} for s in list_models()]
+    presets = []
+    for name in list_presets():
+        raw = read_preset_or_file(name)
+        presets.append({"name": name, "family": raw.get("family"), "dataset": raw.get("data", {}).get("name", "mnist"), "description": raw.get("description", "")})
+    if as_json:
+        print(json.dumps({"families": families, "presets": presets}, indent=2))
+        return
+    table = Table("family", "modality", "description", title="Model families")
+    for family in families:
+        table.add_row(family["name"], family["modality"], family["description"])
+    console.print(table)
+    table = Table("preset", "family", "dataset", "description", title="Presets (aigc train PRESET)")
+    for preset in presets:
+        table.add_row(preset["name"], preset["family"], preset["dataset"], preset["description"])
+    console.print(table)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Datasets, where they come from, and whether they are available here."""
+    from aigc.registry import list_datasets
+
+    table = Table("dataset", "modality", "classes", "available", "source")
+    for spec in list_datasets():
+        missing = spec.available()
+        table.add_row(spec.name, spec.modality, str(spec.num_classes or "-"), "yes" if missing is None else f"no: {missing}", spec.source)
+    console.print(table)
+
+
+@data_app.command("show")
+def data_show(
+    name: str = typer.Argument(..., help="A dataset name from `aigc data list`."),
+    path: Optional[str] = typer.Option(None, "--path", help="Your own copy (a folder), as data.path."),
+    image_size: int = typer.Option(28, "--image-size", help="Size the images are fitted to."),
+    channels: int = typer.Option(1, "--channels", help="1 or 3."),
+) -> None:
+    """Load a dataset and print its splits, classes and fingerprint."""
+    from types import SimpleNamespace
+
+    from aigc.config import DataConfig
+    from aigc.data import load_dataset
+    from aigc.registry import get_dataset
+
+    spec = get_dataset(name)
+    console.print(f"[bold]{spec.name}[/]: {spec.description}\nsource: {spec.source}")
+    bundle = load_dataset(DataConfig(name=name, path=path), SimpleNamespace(image_size=image_size, channels=channels))
+    for key, value in bundle.describe().items():
+        console.print(f"{key}: {value}")
+
+
+def main() -> None:
+    try:
+        app()
+    except AigcError as error:
+        errors.print("[bold red]error:[/] " + escape(str(error)), highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

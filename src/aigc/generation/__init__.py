@@ -1,0 +1,1 @@
+"""What generation takes (requests) and returns (typed artifacts)."""

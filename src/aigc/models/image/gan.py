@@ -1,0 +1,405 @@
+"""The GAN family: classic MLP GAN, DCGAN, conditional GAN, WGAN and WGAN-GP in one file.
+
+They share one training step and differ only in settings, so each registered name below is a config class
+with that paper's defaults:
+
+    gan      Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661     MLPs, non-saturating loss
+    dcgan    Radford et al. 2015, https://arxiv.org/abs/1511.06434       strided (transposed) convolutions + BatchNorm
+    cgan     Mirza & Osindero 2014, https://arxiv.org/abs/1411.1784      class-conditional generator and discriminator;
+             the discriminator sees the label by concatenation or by projection
+             (Miyato & Koyama 2018, https://arxiv.org/abs/1802.05637)
+    wgan     Arjovsky et al. 2017, https://arxiv.org/abs/1701.07875      Wasserstein critic, weight clipping, RMSprop
+    wgan-gp  Gulrajani et al. 2017, https://arxiv.org/abs/1704.00028     gradient penalty on per-sample gradient norms
+
+Options for every one of them: `loss` (minimax, non-saturating, hinge, wasserstein), `spectral_norm`,
+`discriminator_norm`, `critic_steps`, `conditional`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from aigc.config import BaseConfig, OptimConfig
+from aigc.errors import ConfigError
+from aigc.generation.outputs import ImageBatch
+from aigc.generation.requests import ImageRequest
+from aigc.models.layers import eval_mode, maybe_spectral_norm, norm_1d, norm_2d, seeded_normal, to_uint8_images
+from aigc.registry import register_model
+from aigc.training.optim import build_optimizer
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+class GANConfig(BaseConfig):
+    architecture: Literal["mlp", "dcgan"] = "mlp"  # fully connected (2014) or convolutional (DCGAN)
+    image_size: int = Field(28, ge=8)  # height = width of generated images
+    channels: Literal[1, 3] = 1  # 1 grayscale, 3 RGB
+    latent_dim: int = Field(100, ge=1)  # length of the noise vector z
+    width: int = Field(64, ge=4)  # conv: channels of the widest-resolution layer; mlp: hidden units / 4
+    conditional: bool = False  # generate a requested class (needs labelled data)
+    num_classes: int | None = Field(None, ge=2)  # filled in from the dataset when left empty
+    label_embedding_dim: int = Field(32, ge=1)  # size of the learned label embedding fed to the generator
+    conditioning: Literal["concat", "projection"] = "projection"  # how the discriminator sees the label
+    loss: Literal["minimax", "non-saturating", "hinge", "wasserstein"] = "non-saturating"
+    discriminator_norm: Literal["batch", "layer", "none"] = "none"
+    generator_norm: Literal["batch", "none"] = "batch"  # conv generators only; the MLP generator has none
+    spectral_norm: bool = False  # spectral normalisation of every discriminator weight
+    critic_steps: int = Field(1, ge=1)  # discriminator updates per generator update (n_critic)
+    weight_clip: float | None = Field(None, gt=0)  # WGAN: clip critic weights to [-c, c] after each update
+    gradient_penalty: float = Field(0.0, ge=0)  # WGAN-GP lambda; 0 = off
+    dropout: float = Field(0.0, ge=0, lt=1)  # MLP discriminator dropout (the 2014 paper used it)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GANConfig":
+        if self.gradient_penalty > 0 and self.discriminator_norm == "batch":
+            # BatchNorm mixes samples, so d D(x_i)/d x_i is no longer a per-sample gradient (WGAN-GP paper, §4).
+            raise ValueError("gradient_penalty needs a per-sample discriminator: set discriminator_norm to 'layer' or 'none'")
+        if self.architecture == "dcgan" and self.image_size % 4:
+            raise ValueError(f"dcgan needs image_size divisible by 4 (got {self.image_size}); try 28, 32 or 64")
+        return self
+
+
+class DCGANConfig(GANConfig):
+    architecture: Literal["mlp", "dcgan"] = "dcgan"
+    discriminator_norm: Literal["batch", "layer", "none"] = "batch"
+
+
+class CGANConfig(DCGANConfig):
+    conditional: bool = True
+
+
+class WGANConfig(DCGANConfig):
+    loss: Literal["minimax", "non-saturating", "hinge", "wasserstein"] = "wasserstein"
+    critic_steps: int = Field(5, ge=1)
+    weight_clip: float | None = Field(0.01, gt=0)
+
+
+class WGANGPConfig(DCGANConfig):
+    loss: Literal["minimax", "non-saturating", "hinge", "wasserstein"] = "wasserstein"
+    critic_steps: int = Field(5, ge=1)
+    gradient_penalty: float = Field(10.0, ge=0)
+    discriminator_norm: Literal["batch", "layer", "none"] = "layer"
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+
+def upsampling_plan(image_size: int) -> tuple[int, int]:
+    """(doublings, base size): the most stride-2 steps that keep an integer base of at least 4 pixels.
+    28 -> (2, 7), 32 -> (3, 4), 64 -> (4, 4)."""
+    doublings = 0
+    while image_size % (2 ** (doublings + 1)) == 0 and image_size // 2 ** (doublings + 1) >= 4:
+        doublings += 1
+    return doublings, image_size // 2**doublings
+
+
+class ConvGenerator(nn.Module):
+    """z [B, in] -> linear projection to [B, C0, s, s] -> stride-2 transposed convs -> tanh image."""
+
+    def __init__(self, config: GANConfig, in_features: int):
+        super().__init__()
+        self.doublings, self.base = upsampling_plan(config.image_size)
+        self.base_channels = config.width * 2 ** (self.doublings - 1)
+        self.project = nn.Sequential(
+            nn.Linear(in_features, self.base_channels * self.base**2, bias=config.generator_norm != "batch"),
+        )
+        layers: list[nn.Module] = [norm_2d(config.generator_norm, self.base_channels), nn.ReLU(True)]
+        channels = self.base_channels
+        for _ in range(self.doublings - 1):
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=config.generator_norm != "batch"),
+                norm_2d(config.generator_norm, channels // 2),
+                nn.ReLU(True),
+            ]
+            channels //= 2
+        layers += [nn.ConvTranspose2d(channels, config.channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        hidden = self.project(inputs).view(-1, self.base_channels, self.base, self.base)  # [B, C0, s, s]
+        return self.body(hidden)  # [B, channels, image_size, image_size]
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, config: GANConfig, in_features: int):
+        super().__init__()
+        self.shape = (config.channels, config.image_size, config.image_size)
+        sizes = [in_features, config.width * 4, config.width * 8, config.width * 16]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Linear(sizes[-1], config.channels * config.image_size**2), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.body(inputs).view(-1, *self.shape)
+
+
+class ConvFeatures(nn.Module):
+    """image [B, C, H, W] -> stride-2 convs (no norm on the first, as in DCGAN) -> flat features."""
+
+    def __init__(self, config: GANConfig, in_channels: int):
+        super().__init__()
+        doublings, base = upsampling_plan(config.image_size)
+        sn = config.spectral_norm
+        layers: list[nn.Module] = [maybe_spectral_norm(nn.Conv2d(in_channels, config.width, 4, 2, 1), sn), nn.LeakyReLU(0.2, True)]
+        channels = config.width
+        for _ in range(doublings - 1):
+            layers += [
+                maybe_spectral_norm(nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=config.discriminator_norm == "none"), sn),
+                norm_2d(config.discriminator_norm, channels * 2),
+                nn.LeakyReLU(0.2, True),
+            ]
+            channels *= 2
+        self.body = nn.Sequential(*layers)
+        self.out_features = channels * base * base
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.body(images).flatten(1)  # [B, C_last * s * s]
+
+
+class MLPFeatures(nn.Module):
+    def __init__(self, config: GANConfig, in_features: int):
+        super().__init__()
+        sn = config.spectral_norm
+        sizes = [in_features, config.width * 8, config.width * 4]
+        layers: list[nn.Module] = []
+        for index, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            layers += [maybe_spectral_norm(nn.Linear(fan_in, fan_out), sn)]
+            if index > 0:
+                layers += [norm_1d(config.discriminator_norm, fan_out)]
+            layers += [nn.LeakyReLU(0.2, True), nn.Dropout(config.dropout)]
+        self.body = nn.Sequential(*layers)
+        self.out_features = sizes[-1]
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.body(images.flatten(1))
+
+
+class Generator(nn.Module):
+    """noise (+ label embedding) -> image in [-1, 1]."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        self.label_embedding = nn.Embedding(config.num_classes, config.label_embedding_dim) if config.conditional else None
+        in_features = config.latent_dim + (config.label_embedding_dim if config.conditional else 0)
+        network = ConvGenerator if config.architecture == "dcgan" else MLPGenerator
+        self.network = network(config, in_features)
+
+    def forward(self, noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.label_embedding is not None:
+            noise = torch.cat([noise, self.label_embedding(labels)], dim=1)  # [B, latent + embed]
+        return self.network(noise)
+
+
+class Discriminator(nn.Module):
+    """image (+ label) -> one real-valued logit (a critic score for Wasserstein losses)."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        self.num_classes = config.num_classes
+        self.concat = config.conditional and config.conditioning == "concat"
+        self.project = config.conditional and config.conditioning == "projection"
+        extra = config.num_classes if self.concat else 0  # one-hot label planes (conv) or entries (mlp)
+        if config.architecture == "dcgan":
+            self.features = ConvFeatures(config, config.channels + extra)
+        else:
+            self.features = MLPFeatures(config, config.channels * config.image_size**2 + extra)
+        self.head = maybe_spectral_norm(nn.Linear(self.features.out_features, 1), config.spectral_norm)
+        # Projection discriminator: logit = psi(phi(x)) + <embed(y), phi(x)>  (Miyato & Koyama 2018, eq. 3)
+        self.label_projection = (
+            maybe_spectral_norm(nn.Embedding(config.num_classes, self.features.out_features), config.spectral_norm)
+            if self.project
+            else None
+        )
+        self.flat_input = config.architecture == "mlp"
+
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.concat:
+            one_hot = F.one_hot(labels, self.num_classes).to(images.dtype)  # [B, K]
+            if self.flat_input:
+                images = torch.cat([images.flatten(1), one_hot], dim=1)
+            else:
+                planes = one_hot[:, :, None, None].expand(-1, -1, *images.shape[2:])  # [B, K, H, W]
+                images = torch.cat([images, planes], dim=1)
+        features = self.features(images)  # [B, F]
+        logits = self.head(features).squeeze(1)  # [B]
+        if self.label_projection is not None:
+            logits = logits + (self.label_projection(labels) * features).sum(dim=1)
+        return logits
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN paper, §4: weights from N(0, 0.02); BatchNorm scale from N(1, 0.02), shift 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        weight = getattr(module, "parametrizations", None)
+        target = module.parametrizations.weight.original if weight is not None else module.weight
+        nn.init.normal_(target, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+# -------------------------------------------------------------------------------------------- losses
+
+
+def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    if kind in ("minimax", "non-saturating"):
+        # -log sigmoid(r) - log(1 - sigmoid(f)), written with softplus for stability
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if kind == "hinge":  # Lim & Ye 2017; Miyato et al. 2018
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return fake_logits.mean() - real_logits.mean()  # wasserstein: the critic maximises E[D(x)] - E[D(G(z))]
+
+
+def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # minimise log(1 - sigmoid(f)) = -softplus(f): saturates early
+    if kind == "non-saturating":
+        return F.softplus(-fake_logits).mean()  # minimise -log sigmoid(f) (Goodfellow et al. 2014, §3)
+    return -fake_logits.mean()  # hinge and wasserstein
+
+
+def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat on lines between real and fake (WGAN-GP, Algorithm 1, line 6-7).
+
+    The norm is taken per sample, over all of its pixels and channels: flatten(1) then norm over dim 1.
+    """
+    epsilon = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)  # one mix per sample
+    mixed = (epsilon * real + (1 - epsilon) * fake).requires_grad_(True)
+    scores = discriminator(mixed, labels)
+    (gradients,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # [B, C, H, W]
+    norms = gradients.flatten(1).norm(2, dim=1)  # [B]
+    return ((norms - 1) ** 2).mean()
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+class GAN(nn.Module):
+    """A generator and a discriminator trained against each other; the loop steps each optimizer."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        if config.conditional and config.num_classes is None:
+            raise ConfigError("a conditional GAN needs the number of classes", field="model.num_classes", fix="use a labelled dataset or set model.num_classes")
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        if config.architecture == "dcgan":
+            self.apply(init_dcgan_weights)
+        # Discriminator updates so far: decides which steps also update the generator. A buffer, so that
+        # it is saved in checkpoints and resume continues the critic/generator rhythm exactly.
+        self.register_buffer("discriminator_updates", torch.zeros((), dtype=torch.long))
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.config.num_classes if self.config.conditional else None
+
+    def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "discriminator": build_optimizer(self.discriminator.parameters(), optim),
+            "generator": build_optimizer(self.generator.parameters(), optim),
+        }
+
+    def training_step(self, batch: dict[str, Tensor]) -> Iterator[tuple[str, Tensor, dict[str, Tensor]]]:
+        config = self.config
+        real = batch["images"]  # [B, C, H, W] in [-1, 1]
+        labels = batch["labels"] if config.conditional else None  # fakes get the real batch's labels
+        noise = torch.randn(real.shape[0], config.latent_dim, device=real.device)
+        update_generator = (int(self.discriminator_updates) + 1) % config.critic_steps == 0
+
+        # 1. Discriminator: real vs. fake (fakes detached: this loss must not reach the generator).
+        with torch.set_grad_enabled(update_generator):
+            fake = self.generator(noise, labels)
+        real_logits = self.discriminator(real, labels)
+        fake_logits = self.discriminator(fake.detach(), labels)
+        loss = discriminator_loss(config.loss, real_logits, fake_logits)
+        logs = {"real_score": real_logits.mean().detach(), "fake_score": fake_logits.mean().detach()}
+        if config.loss == "wasserstein":
+            logs["wasserstein_estimate"] = (real_logits.mean() - fake_logits.mean()).detach()
+        if config.gradient_penalty > 0:
+            penalty = gradient_penalty(self.discriminator, real, fake.detach(), labels)
+            loss = loss + config.gradient_penalty * penalty
+            logs["gradient_penalty"] = penalty.detach()
+        yield "discriminator", loss, logs
+        # The loop has now stepped the discriminator's optimizer.
+
+        # 2. WGAN: keep the critic Lipschitz by clipping its weights after every update.
+        if config.weight_clip is not None:
+            with torch.no_grad():
+                for parameter in self.discriminator.parameters():
+                    parameter.clamp_(-config.weight_clip, config.weight_clip)
+        self.discriminator_updates += 1
+        if not update_generator:
+            return
+
+        # 3. Generator: its loss goes through the discriminator that was just updated.
+        yield "generator", generator_loss(config.loss, self.discriminator(fake, labels)), {}
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Losses on held-out real images; a train/val gap in `real_score` shows a memorising discriminator."""
+        real = batch["images"]
+        labels = batch["labels"] if self.config.conditional else None
+        with eval_mode(self):
+            fake = self.generator(torch.randn(real.shape[0], self.config.latent_dim, device=real.device), labels)
+            real_logits = self.discriminator(real, labels)
+            fake_logits = self.discriminator(fake, labels)
+        return {
+            "discriminator_loss": discriminator_loss(self.config.loss, real_logits, fake_logits),
+            "generator_loss": generator_loss(self.config.loss, fake_logits),
+            "real_score": real_logits.mean(),
+        }
+
+    def preview_request(self) -> ImageRequest:
+        """What the loop's sample grids show: 64 fixed seeds; for conditional models a row per class."""
+        if self.num_classes is not None:
+            per_class = 8
+            return ImageRequest(count=self.num_classes * per_class, seed=0, labels=[c for c in range(self.num_classes) for _ in range(per_class)])
+        return ImageRequest(count=64, seed=0)
+
+    @torch.no_grad()
+    def generate(self, request: ImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
+        """Images for a request. Image i uses seed `request.seed + i`, so it can be regenerated alone;
+        with `generator` given, all noise comes from it instead."""
+        device = next(self.parameters()).device
+        labels = request.labels_for(self.num_classes)
+        seeds = [request.seed + index for index in range(request.count)]
+        if generator is None:
+            noise = seeded_normal(seeds, (self.config.latent_dim,), device)
+        else:
+            noise = torch.randn(request.count, self.config.latent_dim, generator=generator).to(device)
+        label_tensor = None if labels is None else torch.tensor(labels, device=device)
+        with eval_mode(self):
+            images = self.generator(noise, label_tensor)
+        provenance = getattr(self, "provenance", {})
+        return ImageBatch(
+            images=to_uint8_images(images).numpy(),
+            seeds=seeds,
+            labels=labels,
+            model=provenance.get("model", self.family_name),
+            parameters={k: v for k, v in provenance.items() if k != "model"},
+        )
+
+    family_name = "gan"
+
+
+def _register(name: str, config: type[GANConfig], description: str) -> None:
+    # One class serves every variant; a subclass per name keeps `family_name` right in artifacts.
+    variant = type(f"{name.replace('-', '_').upper()}Model", (GAN,), {"family_name": name, "__doc__": description})
+    register_model(name, modality="image", config=config, description=description)(variant)
+
+
+_register("gan", GANConfig, "MLP GAN, non-saturating loss (Goodfellow et al. 2014)")
+_register("dcgan", DCGANConfig, "Deep convolutional GAN (Radford et al. 2015)")
+_register("cgan", CGANConfig, "Class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)")
+_register("wgan", WGANConfig, "Wasserstein GAN: weight clipping, RMSprop, 5 critic steps (Arjovsky et al. 2017)")
+_register("wgan-gp", WGANGPConfig, "WGAN with gradient penalty, layer-normalised critic (Gulrajani et al. 2017)")

@@ -1,0 +1,29 @@
+"""Small builders shared by the tests (tiny presets, tiny runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from aigc.config import load_config
+from aigc.training.loop import fit
+
+
+def tiny(family: str, *overrides: str):
+    return load_config(f"{family}-tiny", list(overrides))
+
+
+def train_tiny(family: str, run_dir: Path, *overrides: str, callbacks=()):
+    return fit(tiny(family, *overrides), run_dir, callbacks=callbacks)
+
+
+def weights(checkpoint: Path, stem: str = "model") -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / f"{stem}.safetensors"))
+
+
+def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
