@@ -124,9 +124,9 @@ class SampleGrids(Callback):
         self.last_written = -1
 
     def _write(self, state: "TrainState") -> None:
-        if state.step == self.last_written:
-            return
         model = state.sampling_model
+        if state.step == self.last_written or not hasattr(model, "preview_request"):
+            return  # non-generative families (feature classifiers) have nothing to preview
         artifact = model.generate(model.preview_request())
         artifact.save(self.folder / f"step-{state.step:07d}{artifact.suffix}")
         self.last_written = state.step
