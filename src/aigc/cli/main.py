@@ -143,7 +143,7 @@ def main() -> None:
     try:
         app()
     except AigcError as error:
-        errors.print("[bold red]error:[/] " + escape(str(error)), highlight=False)
+        errors.print("[bold red]error:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

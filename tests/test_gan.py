@@ -1,0 +1,189 @@
+"""The GAN family's math, checked against hand computations and the known bugs of popular collections."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc.config import load_config
+from aigc.errors import ConfigError
+from aigc.models.image.gan import (
+    GAN,
+    CGANConfig,
+    DCGANConfig,
+    Discriminator,
+    GANConfig,
+    WGANConfig,
+    WGANGPConfig,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    upsampling_plan,
+)
+
+
+def test_losses_match_their_definitions():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    sigmoid = torch.sigmoid
+    expected_d = -(torch.log(sigmoid(real)).mean() + torch.log(1 - sigmoid(fake)).mean())
+    assert discriminator_loss("non-saturating", real, fake) == pytest.approx(expected_d.item(), rel=1e-6)
+    assert discriminator_loss("minimax", real, fake) == pytest.approx(expected_d.item(), rel=1e-6)
+    assert generator_loss("non-saturating", fake) == pytest.approx(-torch.log(sigmoid(fake)).mean().item(), rel=1e-6)
+    assert generator_loss("minimax", fake) == pytest.approx(torch.log(1 - sigmoid(fake)).mean().item(), rel=1e-6)
+    assert discriminator_loss("hinge", real, fake) == pytest.approx((F.relu(1 - real).mean() + F.relu(1 + fake).mean()).item())
+    assert discriminator_loss("wasserstein", real, fake) == pytest.approx((fake.mean() - real.mean()).item())
+    assert generator_loss("wasserstein", fake) == pytest.approx(-fake.mean().item())
+    assert generator_loss("hinge", fake) == pytest.approx(-fake.mean().item())
+
+
+def test_minimax_generator_loss_saturates_and_non_saturating_does_not():
+    # When D confidently rejects fakes (very negative logits) the minimax gradient vanishes (paper, §3).
+    logits = torch.tensor([-10.0], requires_grad=True)
+    (minimax,) = torch.autograd.grad(generator_loss("minimax", logits), logits)
+    (non_saturating,) = torch.autograd.grad(generator_loss("non-saturating", logits), logits)
+    assert abs(minimax.item()) < 1e-4 < abs(non_saturating.item())
+
+
+def test_gradient_penalty_uses_per_sample_gradient_norms():
+    torch.manual_seed(0)
+    config = WGANGPConfig(image_size=8, width=4, latent_dim=4)
+    critic = Discriminator(config)
+    real, fake = torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8)
+    torch.manual_seed(1)
+    penalty = gradient_penalty(critic, real, fake, None)
+    torch.manual_seed(1)
+    epsilon = torch.rand(5, 1, 1, 1)
+    expected = []
+    for i in range(5):  # one sample at a time: the gradient of its own score w.r.t. its own pixels
+        mixed = (epsilon[i] * real[i : i + 1] + (1 - epsilon[i]) * fake[i : i + 1]).requires_grad_(True)
+        (gradient,) = torch.autograd.grad(critic(mixed).sum(), mixed)
+        expected.append((gradient.norm() - 1) ** 2)
+    assert penalty.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
+    # The penalty is differentiable w.r.t. the critic (double backward).
+    penalty.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
+
+
+def test_gradient_penalty_with_batch_norm_is_refused():
+    with pytest.raises(ValueError, match="per-sample"):
+        WGANGPConfig(discriminator_norm="batch")
+    with pytest.raises(ConfigError, match="per-sample"):
+        load_config("wgan-gp-tiny", ["model.discriminator_norm=batch"])
+
+
+def test_batch_norm_has_default_eps_and_momentum():
+    # The popular bug: BatchNorm2d(C, 0.8) passes 0.8 as eps.
+    model = GAN(DCGANConfig(image_size=28, width=8))
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms
+    assert all(m.eps == 1e-5 and m.momentum == 0.1 for m in norms)
+
+
+def test_dcgan_initialisation_follows_the_paper():
+    torch.manual_seed(0)
+    model = GAN(DCGANConfig(image_size=32, width=16))
+    conv = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    std = torch.cat([w.flatten() for w in conv]).std().item()
+    assert std == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("size,expected", [(8, (1, 4)), (28, (2, 7)), (32, (3, 4)), (64, (4, 4))])
+def test_upsampling_plan(size, expected):
+    assert upsampling_plan(size) == expected
+
+
+@pytest.mark.parametrize("architecture,size,channels", [("mlp", 28, 1), ("dcgan", 28, 1), ("dcgan", 64, 3), ("dcgan", 32, 3)])
+def test_networks_produce_the_configured_shapes(architecture, size, channels):
+    model = GAN(GANConfig(architecture=architecture, image_size=size, channels=channels, width=8, latent_dim=16))
+    images = model.generator(torch.randn(3, 16))
+    assert images.shape == (3, channels, size, size)
+    assert images.min() >= -1 and images.max() <= 1
+    assert model.discriminator(images).shape == (3,)
+
+
+def test_projection_discriminator_adds_the_label_inner_product():
+    torch.manual_seed(0)
+    critic = Discriminator(CGANConfig(image_size=8, width=4, num_classes=3, conditioning="projection"))
+    images, labels = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 1])
+    features = critic.features(images)
+    expected = critic.head(features).squeeze(1) + (critic.label_projection(labels) * features).sum(1)
+    assert torch.allclose(critic(images, labels), expected)
+    assert not torch.allclose(critic(images, labels), critic(images, torch.tensor([1, 2, 0, 0])))
+
+
+def test_concat_discriminator_sees_the_label():
+    torch.manual_seed(0)
+    for architecture in ("mlp", "dcgan"):
+        critic = Discriminator(CGANConfig(architecture=architecture, image_size=8, width=4, num_classes=3, conditioning="concat", discriminator_norm="none"))
+        images = torch.randn(2, 1, 8, 8)
+        assert not torch.allclose(critic(images, torch.tensor([0, 0])), critic(images, torch.tensor([2, 2])))
+
+
+def test_wgan_clips_critic_weights_and_updates_the_generator_every_n_critic_steps():
+    torch.manual_seed(0)
+    model = GAN(WGANConfig(image_size=8, width=4, latent_dim=4, weight_clip=0.01, critic_steps=3))
+    optimizers = model.configure_optimizers(load_config("wgan-tiny").optim)
+    batch = {"images": torch.rand(4, 1, 8, 8) * 2 - 1, "labels": torch.zeros(4, dtype=torch.long)}
+    names = []
+    for _ in range(6):
+        for name, loss, _logs in model.training_step(batch):
+            optimizers[name].zero_grad()
+            loss.backward()
+            optimizers[name].step()
+            names.append(name)
+        assert all(p.abs().max() <= 0.01 + 1e-7 for p in model.discriminator.parameters())
+    assert names == ["discriminator"] * 3 + ["generator"] + ["discriminator"] * 3 + ["generator"]
+    assert int(model.discriminator_updates) == 6
+
+
+def test_generator_loss_goes_through_the_updated_discriminator():
+    """The loop steps D before G's loss is computed, so G's loss must change when D changes."""
+    torch.manual_seed(0)
+    model = GAN(DCGANConfig(image_size=8, width=4, latent_dim=4))
+    batch = {"images": torch.rand(4, 1, 8, 8) * 2 - 1, "labels": torch.zeros(4, dtype=torch.long)}
+    steps = model.training_step(batch)
+    name, loss, _ = next(steps)
+    assert name == "discriminator"
+    with torch.no_grad():  # stand in for the optimizer step: move D's head a lot
+        model.discriminator.head.bias.add_(100.0)
+    name, g_loss, _ = next(steps)
+    assert name == "generator"
+    assert g_loss.item() < 1e-3  # softplus(-logit) with logits pushed up by 100
+
+
+def test_spectral_norm_bounds_the_discriminator_weights():
+    torch.manual_seed(0)
+    model = GAN(DCGANConfig(image_size=8, width=4, spectral_norm=True, discriminator_norm="none"))
+    model.train()
+    for _ in range(20):  # power iteration converges as the discriminator runs
+        model.discriminator(torch.randn(4, 1, 8, 8))
+    layer = model.discriminator.head
+    assert torch.linalg.matrix_norm(layer.weight, ord=2).item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_conditional_generation_needs_labels_in_range():
+    from aigc.errors import AigcError
+    from aigc.generation.requests import ImageRequest
+
+    model = GAN(CGANConfig(image_size=8, width=4, latent_dim=4, num_classes=3))
+    batch = model.generate(ImageRequest(count=6, seed=0))
+    assert batch.labels == [0, 1, 2, 0, 1, 2]
+    assert model.generate(ImageRequest(count=2, seed=0, labels=[2])).labels == [2, 2]
+    with pytest.raises(AigcError, match="out of range"):
+        model.generate(ImageRequest(count=2, seed=0, labels=[3]))
+    unconditional = GAN(DCGANConfig(image_size=8, width=4, latent_dim=4))
+    with pytest.raises(AigcError, match="unconditional"):
+        unconditional.generate(ImageRequest(count=2, seed=0, labels=[1]))
+
+
+def test_generation_does_not_touch_batch_norm_statistics():
+    model = GAN(DCGANConfig(image_size=8, width=4, latent_dim=4)).train()
+    from aigc.generation.requests import ImageRequest
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.generate(ImageRequest(count=4, seed=0))
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(before[key], value), key
