@@ -49,22 +49,23 @@ def train(
 @app.command()
 def generate(
     run: Path = typer.Argument(..., help="A run folder or a checkpoint folder."),
-    count: int = typer.Option(16, "-n", "--count", min=1, help="Number of images."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Image i uses seed+i; the same seed gives identical files."),
+    count: Optional[int] = typer.Option(None, "-n", "--count", help="Number of samples (default 16)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sample i uses seed+i; the same seed gives identical files (default 0)."),
     label: list[int] = typer.Option([], "--label", help="Class of the images (conditional models); repeat for one per image."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Grid PNG path (default RUN/generated/seed-S.png)."),
-    each: bool = typer.Option(False, "--each", help="Also write one PNG per image next to the grid."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output path (default RUN/generated/seed-S.png)."),
+    each: bool = typer.Option(False, "--each", help="Also write one file per sample next to the grid."),
     weights: str = typer.Option("auto", "--weights", help="auto (EMA when present), ema or model."),
 ) -> None:
     """Generate with a trained model; every PNG carries model, seed, label and parameters."""
     from aigc.api import load
-    from aigc.generation.requests import ImageRequest
 
     model = load(run, weights=weights)
-    request = _validated(ImageRequest, count=count, seed=seed, labels=label or None)
+    given = {"count": count, "seed": seed, "labels": label or None}
+    # Each family says what it accepts (its request class); an option it does not take is an error.
+    request = _validated(model.request_class, **{k: v for k, v in given.items() if v is not None})
     artifact = model.generate(request)
-    target = out or (Path(run) / "generated" / f"seed-{seed}.png")
-    artifact.save_grid(target)
+    target = out or (Path(run) / "generated" / f"seed-{request.seed}{artifact.suffix}")
+    artifact.save(target)
     console.print(f"wrote {target}")
     if each:
         for path in artifact.save_each(target.parent, stem=target.stem):

@@ -33,6 +33,11 @@ class DatasetBundle:
     class_names: list[str] = field(default_factory=list)
     source: str = ""  # where it was read from, for `aigc data show` and the checkpoint sidecar
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) of counted skips
+    model_settings: dict[str, Any] = field(default_factory=dict)  # more settings the data decides (a vocabulary, say)
+
+    def model_fields(self) -> dict[str, Any]:
+        """Model config fields that the data decides; the loop fills those the family leaves as None."""
+        return {"num_classes": self.num_classes, **self.model_settings}
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -131,15 +131,19 @@ def build_model(config: RunConfig) -> torch.nn.Module:
 
 
 def _fill_from_data(config: RunConfig, data: DatasetBundle) -> None:
-    """Fields a family leaves empty for the data to decide (the number of classes)."""
-    if "num_classes" in type(config.model).model_fields and getattr(config.model, "conditional", True):
-        if config.model.num_classes is None:
-            config.model.num_classes = data.num_classes
-        elif data.num_classes is not None and config.model.num_classes != data.num_classes:
+    """Model fields a family leaves as None for the data to decide (number of classes, vocabulary, ...)."""
+    known = type(config.model).model_fields
+    for name, value in data.model_fields().items():
+        if name not in known or value is None:
+            continue
+        current = getattr(config.model, name)
+        if current is None:
+            setattr(config.model, name, value)
+        elif current != value:
             raise ConfigError(
-                f"model.num_classes is {config.model.num_classes} but dataset {config.data.name!r} has {data.num_classes} classes",
-                field="model.num_classes",
-                fix=f"set model.num_classes={data.num_classes}, or leave it out to take it from the data",
+                f"model.{name} is {current!r} but dataset {config.data.name!r} gives {value!r}",
+                field=f"model.{name}",
+                fix=f"leave model.{name} out to take it from the data",
             )
 
 

@@ -286,6 +286,8 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 class GAN(nn.Module):
     """A generator and a discriminator trained against each other; the loop steps each optimizer."""
 
+    request_class = ImageRequest  # what generate() takes (the CLI and the studio build it from user input)
+
     def __init__(self, config: GANConfig):
         super().__init__()
         if config.conditional and config.num_classes is None:

@@ -1,0 +1,63 @@
+"""Training throughput of the GAN presets on this machine, through the real training loop.
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 150] [--presets dcgan-mnist,wgan-gp-mnist]
+
+Prints real images consumed per second (one step = one batch of real images; for WGAN-GP a step is one
+critic update and the generator updates every 5th step) in float32 and with bf16 autocast, and the
+bf16/fp32 ratio. The first `--warmup` steps are excluded (allocator and kernel warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+import torch
+
+from aigc.config import load_config
+from aigc.training.callbacks import Callback
+from aigc.training.loop import fit
+
+
+class Timer(Callback):
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
+
+    def on_step_end(self, state):
+        if state.step == self.warmup:
+            self.start = time.perf_counter()
+        elif state.step > self.warmup:
+            self.end, self.steps = time.perf_counter(), state.step - self.warmup
+
+
+def measure(preset: str, precision: str, steps: int, warmup: int) -> float:
+    config = load_config(preset, [
+        f"train.max_steps={steps + warmup}", f"train.precision={precision}", "train.sample_every=0",
+        "train.checkpoint_every=0", "train.eval_every=0", "train.progress=false", "train.tensorboard=false",
+        "train.log_every=1000000",
+    ])
+    timer = Timer(warmup)
+    with tempfile.TemporaryDirectory() as folder:
+        fit(config, f"{folder}/run", callbacks=[timer])
+    return timer.steps * config.train.batch_size / (timer.end - timer.start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="dcgan-mnist,wgan-gp-mnist")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'preset':<16} {'fp32 img/s':>11} {'bf16 img/s':>11} {'bf16/fp32':>10}")
+    for preset in args.presets.split(","):
+        fp32 = measure(preset, "fp32", args.steps, args.warmup)
+        bf16 = measure(preset, "bf16", args.steps, args.warmup)
+        print(f"{preset:<16} {fp32:>11.0f} {bf16:>11.0f} {bf16 / fp32:>10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
