@@ -127,3 +127,24 @@ def test_python_api_mirrors_the_cli(tmp_path):
     assert batch.images.shape == (4, 8, 8, 1)
     path = batch.save_grid(tmp_path / "grid.png")
     assert read_png_text(path)["seed"] == "1,2,3,4"
+
+
+def test_export_to_a_zoo_and_load_by_name(tmp_path, monkeypatch):
+    from aigc import zoo
+
+    result = train_tiny("dcgan", tmp_path / "run", "train.ema_decay=0.9")
+    entry = zoo.export(result.run_dir, "tiny-digits", preset="dcgan-tiny", overrides=["train.ema_decay=0.9"], description="test", zoo_dir=tmp_path / "zoo")
+    assert entry.steps == 4 and entry.command == "aigc train dcgan-tiny --set train.ema_decay=0.9"
+    folder = tmp_path / "zoo" / "tiny-digits" / "weights"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "ema.safetensors"]  # no optimizer state
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "zoo" / "manifest.json")
+    monkeypatch.chdir(tmp_path)
+    import aigc as api
+    from aigc.generation.requests import ImageRequest
+
+    by_name = api.load("tiny-digits").generate(ImageRequest(count=3, seed=2))
+    by_run = api.load(result.run_dir).generate(ImageRequest(count=3, seed=2))
+    assert (by_name.images == by_run.images).all()
+    assert by_name.model == "dcgan:zoo/tiny-digits"
+    assert [e.name for e in zoo.list_entries()] == ["tiny-digits"]

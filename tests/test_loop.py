@@ -193,3 +193,11 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "aigc", "train", "--resume", str(run), "--max-steps", str(sidecar["step"] + 2)], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert ckpt.read_sidecar(ckpt.resolve_checkpoint(run))["step"] == sidecar["step"] + 2
+
+
+def test_tensorboard_events_are_written_when_installed(tmp_path):
+    from conftest import has_module, require
+
+    require(has_module("tensorboard"), "pip install tensorboard")
+    fit(tiny("dcgan", "train.tensorboard=true"), tmp_path / "run")
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))

@@ -67,9 +67,12 @@ def train(
 def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> torch.nn.Module:
     """A trained model from a run folder or checkpoint, in eval mode, ready for `generate`.
 
+    `path` may also be the name of a model in the zoo (`aigc models list`), e.g. "dcgan-mnist".
     weights: "auto" (EMA weights when the run kept them), "ema" or "model".
     """
-    checkpoint = ckpt.resolve_checkpoint(path)
+    from aigc import zoo
+
+    checkpoint = ckpt.resolve_checkpoint(zoo.resolve(path))
     sidecar = ckpt.read_sidecar(checkpoint)
     try:
         config = RunConfig.from_dict(sidecar["config"])
@@ -85,9 +88,19 @@ def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> tor
     model.to(device).eval()
     model.run_config = config
     model.provenance = {
-        "model": f"{config.family}:{checkpoint.parent.parent.name}/{checkpoint.name}",
+        "model": _model_name(config.family, path, checkpoint),
         "checkpoint_sha256": files[f"{weights}.safetensors"][:16],
         "weights": weights,
         "step": sidecar.get("step"),
     }
     return model
+
+
+def _model_name(family: str, requested: str | Path, checkpoint: Path) -> str:
+    """How artifacts name their model: the zoo name, or family:run/checkpoint."""
+    from aigc import zoo
+
+    entry = zoo.get_entry(str(requested))
+    if entry is not None and not Path(requested).exists():
+        return f"{family}:zoo/{entry.name}"
+    return f"{family}:{checkpoint.parent.parent.name}/{checkpoint.name}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -48,7 +49,7 @@ def train(
 
 @app.command()
 def generate(
-    run: Path = typer.Argument(..., help="A run folder or a checkpoint folder."),
+    run: Path = typer.Argument(..., help="A run folder, a checkpoint folder, or a zoo model name."),
     count: Optional[int] = typer.Option(None, "-n", "--count", help="Number of samples (default 16)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sample i uses seed+i; the same seed gives identical files (default 0)."),
     label: list[int] = typer.Option([], "--label", help="Class of the images (conditional models); repeat for one per image."),
@@ -94,8 +95,11 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-read
     for name in list_presets():
         raw = read_preset_or_file(name)
         presets.append({"name": name, "family": raw.get("family"), "dataset": raw.get("data", {}).get("name", "mnist"), "description": raw.get("description", "")})
+    from aigc import zoo
+
+    zoo_entries = [{**asdict(e), "command": e.command} for e in zoo.list_entries()]
     if as_json:
-        print(json.dumps({"families": families, "presets": presets}, indent=2))
+        print(json.dumps({"families": families, "presets": presets, "zoo": zoo_entries}, indent=2))
         return
     table = Table("family", "modality", "description", title="Model families")
     for family in families:
@@ -105,6 +109,48 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-read
     for preset in presets:
         table.add_row(preset["name"], preset["family"], preset["dataset"], preset["description"])
     console.print(table)
+    table = Table("name", "family", "steps", "minutes", "description", title="Zoo: trained models, offline (aigc generate NAME)")
+    for entry in zoo_entries:
+        table.add_row(entry["name"], entry["family"], str(entry["steps"]), str(entry["minutes"]), entry["description"])
+    console.print(table)
+
+
+@models_app.command("export")
+def models_export(
+    run: Path = typer.Argument(..., help="The run folder to export (its latest checkpoint)."),
+    name: str = typer.Argument(..., help="Zoo name, e.g. dcgan-mnist."),
+    preset: str = typer.Option(..., "--preset", help="The preset the run was trained with."),
+    set_: list[str] = typer.Option([], "--set", help="The overrides it was trained with (recorded for retraining)."),
+    description: str = typer.Option("", "--description"),
+    minutes: float = typer.Option(0.0, "--minutes", help="Training time, for the manifest."),
+) -> None:
+    """Copy a run's weights (EMA when present) into the package's model zoo."""
+    from aigc import zoo
+
+    entry = zoo.export(run, name, preset=preset, overrides=set_, description=description, minutes=minutes)
+    console.print(f"exported {entry.name} (step {entry.steps}) to {entry.path}")
+
+
+@models_app.command("retrain")
+def models_retrain(name: str = typer.Argument(..., help="A zoo name from `aigc models list`.")) -> None:
+    """Train a zoo model again with its recorded preset and overrides, then export it over the old one."""
+    import time
+
+    from aigc import zoo
+    from aigc.api import default_run_dir
+    from aigc.config import load_config
+    from aigc.errors import ConfigError
+    from aigc.training.loop import fit
+
+    entry = zoo.get_entry(name)
+    if entry is None:
+        raise ConfigError(f"no zoo model {name!r}", fix=f"use one of: {', '.join(e.name for e in zoo.list_entries())}")
+    console.print(f"retraining {name}: {entry.command}")
+    started = time.perf_counter()
+    run_dir = default_run_dir(f"zoo-{name}")
+    fit(load_config(entry.preset, entry.overrides), run_dir)
+    entry = zoo.export(run_dir, name, preset=entry.preset, overrides=entry.overrides, description=entry.description, minutes=(time.perf_counter() - started) / 60)
+    console.print(f"exported {entry.name} (step {entry.steps}) to {entry.path}")
 
 
 @data_app.command("list")
