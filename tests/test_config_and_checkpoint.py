@@ -112,3 +112,17 @@ def test_no_pickle_anywhere_in_a_checkpoint(tmp_path):
     result = train_tiny("dcgan", tmp_path / "run", "train.ema_decay=0.9")
     names = sorted(p.name for p in result.checkpoint.iterdir())
     assert names == ["checkpoint.json", "ema.safetensors", "model.safetensors", "state.safetensors"]
+
+
+def test_published_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from aigc.files import FILE_MODE, FOLDER_MODE, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.txt", "x")
+    folder = ckpt.save_checkpoint(tmp_path / "c", weights={"model": {"w": torch.ones(1)}}, training_state=None, sidecar={})
+    assert stat.S_IMODE(os.stat(path).st_mode) == FILE_MODE
+    assert stat.S_IMODE(os.stat(folder).st_mode) == FOLDER_MODE
+    assert all(stat.S_IMODE(os.stat(p).st_mode) == FILE_MODE for p in folder.iterdir())
+    assert FILE_MODE & 0o044  # readable by others under a usual umask

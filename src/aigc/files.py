@@ -8,6 +8,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# mkstemp/mkdtemp create private (0600/0700) entries; published files get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+FOLDER_MODE = 0o777 & ~_UMASK
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over the target."""
@@ -19,6 +25,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -32,6 +39,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def publish_directory(staging: Path, final: Path) -> Path:
     """Move a fully written staging folder into place; an existing folder of that name is replaced."""
+    os.chmod(staging, FOLDER_MODE)
+    for entry in staging.iterdir():  # some writers (safetensors) create private files
+        os.chmod(entry, FOLDER_MODE if entry.is_dir() else FILE_MODE)
     if final.exists():
         trash = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, trash)

@@ -65,7 +65,8 @@ def generate(
     # Each family says what it accepts (its request class); an option it does not take is an error.
     request = _validated(model.request_class, **{k: v for k, v in given.items() if v is not None})
     artifact = model.generate(request)
-    target = out or (Path(run) / "generated" / f"seed-{request.seed}{artifact.suffix}")
+    default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
+    target = out or default_folder / f"seed-{request.seed}{artifact.suffix}"
     artifact.save(target)
     console.print(f"wrote {target}")
     if each:
