@@ -40,6 +40,8 @@ class ImageBatch:
 
     def grid(self, columns: int | None = None, padding: int = 2) -> Image.Image:
         count, height, width, channels = self.images.shape
+        if columns is None and self.labels is not None and 1 < len(set(self.labels)) <= 16:
+            columns = len(set(self.labels))  # labels cycle 0..K-1, so each column is one class
         columns = columns or math.ceil(math.sqrt(count))
         rows = math.ceil(count / columns)
         canvas = np.zeros((rows * (height + padding) + padding, columns * (width + padding) + padding, channels), np.uint8)

@@ -362,10 +362,9 @@ class GAN(nn.Module):
         }
 
     def preview_request(self) -> ImageRequest:
-        """What the loop's sample grids show: 64 fixed seeds; for conditional models a row per class."""
+        """What the loop's sample grids show: 64 fixed seeds; for conditional models a column per class."""
         if self.num_classes is not None:
-            per_class = 8
-            return ImageRequest(count=self.num_classes * per_class, seed=0, labels=[c for c in range(self.num_classes) for _ in range(per_class)])
+            return ImageRequest(count=self.num_classes * 8, seed=0)  # labels cycle 0..K-1
         return ImageRequest(count=64, seed=0)
 
     @torch.no_grad()
