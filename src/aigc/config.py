@@ -78,6 +78,10 @@ class TrainConfig(BaseConfig):
     keep_checkpoints: int = Field(2, ge=1)  # older checkpoints are deleted
     eval_every: int = Field(0, ge=0)  # steps between validation passes (0: never)
     eval_batches: int = Field(20, ge=1)  # validation batches per pass
+    eval_metrics: list[Literal["fid", "kid", "is", "prdc"]] = []  # sample-quality scores at evaluation passes
+    eval_metrics_every: int = Field(0, ge=0)  # steps between those scores (a multiple of eval_every; 0: every pass)
+    eval_samples: int = Field(1000, ge=2)  # generated images per sample-quality score
+    eval_feature_network: str | None = None  # default from the dataset (see `aigc eval --help`)
     early_stopping: EarlyStoppingConfig | None = None
     progress: bool = True  # progress bar on a terminal, periodic lines otherwise
     tensorboard: bool = True  # also log to TensorBoard when it is installed

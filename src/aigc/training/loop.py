@@ -152,6 +152,10 @@ def _default_callbacks(config: RunConfig, run_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = []
     if train.ema_decay is not None:
         callbacks.append(EMA(train.ema_decay))
+    if train.eval_metrics:  # before the loggers and early stopping, which read the scores it adds
+        from aigc.metrics.callback import SampleQuality
+
+        callbacks.append(SampleQuality(train.eval_metrics, every=train.eval_metrics_every, num_samples=train.eval_samples, feature_network=train.eval_feature_network))
     callbacks.append(MetricLogger(run_dir, train.tensorboard))
     if train.early_stopping is not None:
         stop = train.early_stopping
@@ -286,12 +290,15 @@ def fit(
 
 def _fit(config, run_dir, resume, extra_callbacks, info, device) -> TrainResult:
     train = config.train
-    if train.early_stopping is not None and (train.eval_every == 0 or config.data.val_fraction == 0):
-        raise ConfigError(
-            "early stopping needs validation passes",
-            field="train.early_stopping",
-            fix="set train.eval_every > 0 and data.val_fraction > 0",
-        )
+    if train.early_stopping is not None:
+        # Sample-quality scores ("eval/...") need evaluation passes but no validation split.
+        watches_samples = train.early_stopping.metric.startswith("eval/")
+        if train.eval_every == 0 or (config.data.val_fraction == 0 and not watches_samples):
+            raise ConfigError(
+                "early stopping needs validation passes",
+                field="train.early_stopping",
+                fix="set train.eval_every > 0 and data.val_fraction > 0 (or watch an eval/ sample score with train.eval_metrics)",
+            )
     checkpoint = ckpt.resolve_checkpoint(run_dir) if resume else None
     if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
         raise ConfigError(f"{run_dir} already holds a run", field="--out", fix=f"resume it with --resume {run_dir}, or choose another --out")
