@@ -1,0 +1,252 @@
+"""The models the studio serves: names mapped to checkpoints, with what each accepts, and a bounded cache.
+
+The catalog is injected (STYLE.md #8): `ModelCatalog.from_paths({"digits": "runs/cgan"})`, or the packaged
+zoo when `aigc.zoo` is installed. Each entry is described from its checkpoint's sidecar only (family,
+modality, request class, classes), so listing models and validating requests loads no weights; the
+`ModelCache` loads weights on first use and keeps at most N models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from aigc.errors import AigcError, ConfigError
+
+log = logging.getLogger("aigc.studio")
+
+# Words for the page's form; a field not named here is shown with its own name.
+FIELD_HELP = {
+    "count": "How many samples to make.",
+    "seed": "Sample i uses seed + i: the same seed gives the same result.",
+    "labels": "Class of each image (one label is used for all).",
+    "prompt": "What to generate.",
+    "negative_prompt": "What to avoid.",
+    "temperature": "Randomness of sampling (higher is more varied).",
+    "top_k": "Sample only from the k most likely tokens.",
+    "top_p": "Sample from the smallest set of tokens whose probability reaches p.",
+    "max_tokens": "Length of the generated text, in tokens.",
+}
+# Fields that vary per image and so do not stop jobs from running together.
+PER_SAMPLE_FIELDS = {"seed", "count", "labels"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: str
+    family: str
+    modality: str
+    description: str
+    request_class: type[BaseModel]
+    num_classes: int | None
+    checkpoint: str
+    checkpoint_sha256: str
+    step: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def accepts(self, max_count: int) -> list[dict[str, Any]]:
+        """The request fields this model takes, with types and limits, for clients and the page's form."""
+        schema = self.request_class.model_json_schema()
+        required = set(schema.get("required", []))
+        fields = []
+        for name, spec in schema.get("properties", {}).items():
+            if name == "labels" and self.num_classes is None:
+                continue  # an unconditional model takes no label
+            options = spec.get("anyOf", [spec])
+            main = next((o for o in options if o.get("type") != "null"), spec)
+            item: dict[str, Any] = {
+                "name": name,
+                "type": main.get("type", "string"),
+                "required": name in required,
+                "default": spec.get("default"),
+                "help": FIELD_HELP.get(name, spec.get("description", "")),
+            }
+            for key in ("minimum", "maximum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "enum"):
+                if key in main:
+                    item[key] = main[key]
+            if main.get("type") == "array":
+                item["items"] = main.get("items", {}).get("type")
+            if name == "count":
+                item["maximum"] = min(item.get("maximum", max_count), max_count)
+            if name == "labels" and self.num_classes is not None:
+                item["choices"] = list(range(self.num_classes))
+            fields.append(item)
+        return fields
+
+    def batch_key(self, params: dict[str, Any]) -> str:
+        rest = {k: v for k, v in params.items() if k not in PER_SAMPLE_FIELDS}
+        text = json.dumps({"model": self.name, "checkpoint": self.checkpoint_sha256, **rest}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def describe_checkpoint(name: str, path: str | Path, description: str = "") -> ModelEntry:
+    """An entry from a run or checkpoint folder's sidecar, without loading weights."""
+    from aigc import checkpoint as ckpt
+    from aigc.config import RunConfig
+    from aigc.registry import get_model
+
+    checkpoint = ckpt.resolve_checkpoint(path)
+    sidecar = ckpt.read_sidecar(checkpoint)
+    config = RunConfig.from_dict(sidecar["config"])
+    spec = get_model(config.family)
+    request_class = getattr(spec.model_class, "request_class", None)
+    if request_class is None:
+        raise ConfigError(f"model family {spec.name!r} does not generate (it declares no request_class)", field=f"models.{name}")
+    files = sidecar.get("files", {})
+    weights = "ema.safetensors" if "ema.safetensors" in files else "model.safetensors"
+    num_classes = getattr(config.model, "num_classes", None) if getattr(config.model, "conditional", False) else None
+    return ModelEntry(
+        name=name,
+        path=str(path),
+        family=spec.name,
+        modality=spec.modality,
+        description=description or spec.description,
+        request_class=request_class,
+        num_classes=num_classes,
+        checkpoint=str(checkpoint),
+        checkpoint_sha256=files.get(weights, "")[:16],
+        step=sidecar.get("step"),
+    )
+
+
+class ModelCatalog:
+    def __init__(self, entries: list[ModelEntry]):
+        self._entries = {entry.name: entry for entry in entries}
+
+    @classmethod
+    def from_paths(cls, models: dict[str, str], *, zoo: bool = False) -> "ModelCatalog":
+        entries = []
+        if zoo:
+            entries += _zoo_entries()
+        for name, path in models.items():
+            try:
+                entries.append(describe_checkpoint(name, path))
+            except AigcError as error:
+                raise ConfigError(f"model {name!r} at {path}: {error}", field="AIGC_MODELS", fix="point each NAME=PATH at a run or checkpoint folder") from None
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[ModelEntry]:
+        return [self._entries[name] for name in self.names()]
+
+    def get(self, name: str) -> ModelEntry:
+        if name not in self._entries:
+            known = ", ".join(self.names()) or "none configured (set AIGC_MODELS or install the zoo)"
+            raise AigcError(f"unknown model {name!r}", field="model", fix=f"use one of: {known}")
+        return self._entries[name]
+
+    def validate(self, name: str, params: dict[str, Any], *, max_count: int, max_chars: int) -> tuple[ModelEntry, BaseModel]:
+        """The model's own request class validates the parameters; errors name `params.<field>`."""
+        entry = self.get(name)
+        check_strings(params, max_chars, "params")
+        try:
+            request = entry.request_class.model_validate(params)
+        except ValidationError as error:
+            item = error.errors()[0]
+            where = ".".join(["params", *map(str, item["loc"])])
+            if item["type"] == "extra_forbidden":
+                valid = ", ".join(f["name"] for f in entry.accepts(max_count))
+                raise AigcError(f"model {name!r} does not take this parameter", field=where, fix=f"it takes: {valid}") from None
+            raise AigcError(f"{item['msg']} (got {_short(item.get('input'))})", field=where) from None
+        count = getattr(request, "count", None)
+        if count is not None and count > max_count:
+            raise AigcError(f"at most {max_count} samples per job (got {count})", field="params.count", fix="split the work into several jobs")
+        seed = getattr(request, "seed", None)
+        if seed is not None and seed + (count or 1) > 2**63 - 1:
+            raise AigcError("seed + count must stay below 2**63", field="params.seed", fix="use a smaller seed")
+        if hasattr(request, "labels_for"):
+            try:
+                request.labels_for(entry.num_classes)
+            except AigcError as error:
+                raise AigcError(str(error).split(": ", 1)[-1].split("\n")[0], field=f"params.{error.field or 'labels'}", fix=error.fix) from None
+        return entry, request
+
+
+def check_strings(value: Any, max_chars: int, where: str) -> None:
+    """Text parameters: no control characters (tab and newline are fine), at most max_chars."""
+    if isinstance(value, str):
+        if len(value) > max_chars:
+            raise AigcError(f"text is {len(value)} characters, the limit is {max_chars}", field=where, fix="shorten it")
+        bad = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0), None)
+        if bad is not None:
+            raise AigcError(f"contains the control character U+{ord(bad):04X}", field=where, fix="remove control characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_strings(str(key), max_chars, where)
+            check_strings(item, max_chars, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_strings(item, max_chars, f"{where}.{index}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _zoo_entries() -> list[ModelEntry]:
+    try:
+        from aigc import zoo  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    entries = []
+    for item in zoo.list_entries():
+        try:
+            entries.append(describe_checkpoint(item.name, item.path, getattr(item, "description", "")))
+        except AigcError as error:  # a broken zoo entry should not stop the studio
+            log.warning("zoo model %s skipped: %s", item.name, error)
+    return entries
+
+
+class ModelCache:
+    """Loaded models, least recently used first out; one lock per model (generate toggles eval mode)."""
+
+    def __init__(self, catalog: ModelCatalog, size: int, loader: Callable[[ModelEntry], Any] | None = None):
+        self.catalog = catalog
+        self.size = size
+        self._loader = loader or _load
+        self._models: OrderedDict[str, tuple[Any, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self.loads = 0  # how many times weights were read (for tests and /metrics)
+
+    def get(self, name: str) -> tuple[Any, threading.Lock]:
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one thread loads a model; the others wait for it
+            with self._lock:
+                if name in self._models:
+                    self._models.move_to_end(name)
+                    return self._models[name]
+            model = self._loader(self.catalog.get(name))
+            with self._lock:
+                self.loads += 1
+                self._models[name] = (model, threading.Lock())
+                while len(self._models) > self.size:
+                    evicted, _ = self._models.popitem(last=False)
+                    log.info("model cache evicted %s", evicted)
+                return self._models[name]
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+
+def _load(entry: ModelEntry) -> Any:
+    from aigc.api import load
+
+    return load(entry.path)

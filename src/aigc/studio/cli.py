@@ -1,0 +1,156 @@
+"""`aigc studio` (serve the API and page), `aigc studio keys ...` (API keys) and `aigc worker` (Celery).
+
+Wired into the main command tree by `aigc.cli.main`:
+
+    from aigc.studio.cli import studio_app, worker
+    app.add_typer(studio_app, name="studio")
+    app.command("worker")(worker)
+
+Heavy imports (FastAPI, SQLAlchemy, torch) happen inside the commands, so `aigc --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+studio_app = typer.Typer(help="The studio: web page + REST API + job queue. `aigc studio` serves it.", invoke_without_command=True, no_args_is_help=False)
+keys_app = typer.Typer(help="API keys (required unless the studio listens on loopback only).", no_args_is_help=True)
+studio_app.add_typer(keys_app, name="keys")
+
+_MODEL_HELP = "Serve a model: NAME=RUN_DIR (repeatable); also AIGC_MODELS='name=path,...'."
+
+
+def _settings(**options):
+    from aigc.studio.settings import StudioSettings, parse_models
+
+    models = options.pop("model", None)
+    if models:
+        merged: dict[str, str] = {}
+        for item in models:
+            merged.update(parse_models(item))
+        options["models"] = {**StudioSettings.from_env().models, **merged}
+    return StudioSettings.from_env(**options)
+
+
+@studio_app.callback(invoke_without_command=True)
+def studio(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1; keys are required off loopback)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default 8000)."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="SQLAlchemy URL (default: a SQLite file in the data folder); also AIGC_DATABASE_URL."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (worker threads, default) or celery (`aigc worker` processes)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Artifacts and the SQLite file (default ./studio-data); also AIGC_DATA_DIR."),
+    model: list[str] = typer.Option([], "--model", help=_MODEL_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local executor: worker threads (default 1)."),
+    auth: Optional[str] = typer.Option(None, "--auth", help="auto (default), required or off."),
+) -> None:
+    """Serve the studio: the page at /, the API at /api/v1 (docs at /docs), metrics at /metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from aigc.studio.app import create_app
+    from aigc.studio.observability import configure_logging
+
+    settings = _settings(host=host, port=port, database_url=database_url, executor=executor, data_dir=data_dir, model=model, workers=workers, auth=auth)
+    configure_logging(settings.log_format, settings.log_level)
+    app = create_app(settings)  # connects and migrates now: a bad database URL fails here, with a message
+    if not app.state.services.catalog.names():
+        typer.echo("warning: no models to serve; add --model NAME=RUN_DIR or install the zoo", err=True)
+    typer.echo(f"aigc studio on http://{settings.host}:{settings.port}  (API docs: /docs, executor: {settings.executor}, keys {'required' if settings.keys_required else 'not required on loopback'})", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="A name for the key (and its account, unless --account is given)."),
+    account: Optional[str] = typer.Option(None, "--account", help="The account that owns the key (created when new)."),
+    rate_limit: Optional[int] = typer.Option(None, "--rate-limit", min=1, help="Jobs per minute for this key (default: the server's)."),
+    queue_limit: Optional[int] = typer.Option(None, "--queue-limit", min=1, help="Unfinished jobs at once for this key (default: the server's)."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database (default: as `aigc studio`)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder (for the default SQLite file)."),
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from aigc.studio.db.session import open_database
+    from aigc.studio.keys import create_key
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    db = open_database(settings.resolved_database_url)
+    try:
+        key, row = create_key(db, name, account=account, rate_limit_per_minute=rate_limit, queue_limit=queue_limit)
+    finally:
+        db.dispose()
+    typer.echo(f"created key {row.prefix} ({name}); send it as `X-API-Key`. It is shown only now:", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder."),
+) -> None:
+    """Keys by prefix, account and last use (never the keys themselves)."""
+    from aigc.studio.db.session import open_database
+    from aigc.studio.keys import list_keys
+
+    db = open_database(_settings(database_url=database_url, data_dir=data_dir).resolved_database_url)
+    try:
+        for row in list_keys(db):
+            typer.echo(f"{row['id']:>4}  {row['prefix']}  {row['name']:<20} account={row['account']:<20} {'REVOKED' if row['revoked'] else 'active'}  last used {row['last_used_at'] or 'never'}")
+    finally:
+        db.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="The key's prefix (from `keys list`) or id."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder."),
+) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    from aigc.errors import AigcError
+    from aigc.studio.db.session import open_database
+    from aigc.studio.keys import revoke_key
+
+    db = open_database(_settings(database_url=database_url, data_dir=data_dir).resolved_database_url)
+    try:
+        count = revoke_key(db, key)
+    finally:
+        db.dispose()
+    if count == 0:
+        raise AigcError(f"no active key {key!r}", field="KEY", fix="see `aigc studio keys list`")
+    typer.echo(f"revoked {count} key(s)")
+
+
+def worker(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database (AIGC_DATABASE_URL)."),
+    broker_url: Optional[str] = typer.Option(None, "--broker-url", help="Celery broker (AIGC_BROKER_URL, default redis://127.0.0.1:6379/0)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Shared artifact folder (AIGC_DATA_DIR)."),
+    model: list[str] = typer.Option([], "--model", help=_MODEL_HELP),
+    name: Optional[str] = typer.Option(None, "--name", help="Worker name (default celery@HOST); run one worker per GPU."),
+    loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level."),
+) -> None:
+    """Run a Celery worker for `aigc studio --executor celery`: one job at a time, acknowledged late."""
+    import os
+
+    from aigc.studio.jobs.celery_executor import make_celery
+    from aigc.studio.observability import configure_logging
+    from aigc.studio.services import build_services
+
+    settings = _settings(database_url=database_url, broker_url=broker_url, data_dir=data_dir, model=model)
+    # The task builds its services from the environment: hand the resolved settings down that way.
+    os.environ.update({"AIGC_DATABASE_URL": settings.resolved_database_url, "AIGC_BROKER_URL": settings.broker_url, "AIGC_DATA_DIR": str(settings.data_dir)})
+    if settings.models:
+        import json
+
+        os.environ["AIGC_MODELS"] = json.dumps(settings.models)
+    configure_logging(settings.log_format, settings.log_level)
+    build_services(settings).close()  # fail now, with a message, if the database or a model is wrong
+    celery = make_celery(settings.broker_url)
+    argv = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", loglevel, "--queues", "aigc-studio"]
+    if name:
+        argv += ["--hostname", name]
+    celery.worker_main(argv)

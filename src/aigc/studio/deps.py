@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the shared services, the executor, and who is calling (API keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from aigc.studio.errors import ApiError
+from aigc.studio.jobs.base import Executor
+from aigc.studio.keys import verify_key
+from aigc.studio.services import Services
+from aigc.studio.settings import is_loopback
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A key from `aigc studio keys create NAME`.")
+bearer = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer <key>`.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: int | None  # None: anonymous use on a loopback-only server
+    key_id: int | None
+    name: str
+    rate_limit_per_minute: int
+    queue_limit: int
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_executor(request: Request) -> Executor:
+    return request.app.state.executor
+
+
+def get_caller(
+    request: Request,
+    header_key: str | None = Depends(api_key_header),
+    bearer_key: HTTPAuthorizationCredentials | None = Depends(bearer),
+    services: Services = Depends(get_services),
+) -> Caller:
+    settings = services.settings
+    key = header_key or (bearer_key.credentials if bearer_key else None)
+    if key:
+        owner = verify_key(services.db, key)
+        if owner is None:
+            raise ApiError(401, "this API key is not valid (unknown or revoked)", field="X-API-Key", fix="create one with `aigc studio keys create NAME`")
+        return Caller(owner.account_id, owner.key_id, owner.account, owner.rate_limit_per_minute or settings.rate_limit_per_minute, owner.queue_limit or settings.queue_limit)
+    client = request.client.host if request.client else None
+    if settings.keys_required or (settings.auth == "auto" and not is_loopback(client)):
+        raise ApiError(401, "an API key is required", field="X-API-Key", fix="send `X-API-Key: <key>` or `Authorization: Bearer <key>`; create one with `aigc studio keys create NAME`")
+    return Caller(None, None, "anonymous", settings.rate_limit_per_minute, settings.queue_limit)

@@ -1,0 +1,316 @@
+"""The one job function, shared by every executor: claim jobs in the database, generate, store, record.
+
+The database is the source of truth. A job moves queued -> running -> succeeded | failed | cancelled, and
+each move is a conditional UPDATE (`... WHERE status = 'queued'`), so two workers never run the same job
+whether they are threads, processes or machines. A running job holds a lease that its worker renews; a job
+whose lease ran out, or whose worker process on this host is gone, goes back to the queue
+(`requeue_stale`), so a restart loses nothing that was accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timedelta
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from aigc.errors import AigcError
+from aigc.studio.db.models import Artifact, Job, utcnow
+from aigc.studio.jobs.encode import encode
+from aigc.studio.services import Services
+
+log = logging.getLogger("aigc.studio.jobs")
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+def worker_identity(name: str = "") -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{name or threading.current_thread().name}"
+
+
+def _lease(services: Services) -> datetime:
+    return utcnow() + timedelta(seconds=services.settings.job_lease_seconds)
+
+
+def _milliseconds(start: datetime | None, end: datetime) -> int | None:
+    return None if start is None else int((end - start).total_seconds() * 1000)
+
+
+def claim(services: Services, job_id: str, worker_id: str) -> bool:
+    """Take one queued job; True if this worker got it."""
+    with services.db.session() as session:
+        now = utcnow()
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == QUEUED)
+            .values(status=RUNNING, worker_id=worker_id, started_at=now, lease_until=_lease(services), attempts=Job.attempts + 1, message="starting")
+        )
+        session.commit()
+        return result.rowcount == 1
+
+
+def claim_batch(services: Services, worker_id: str) -> list[str]:
+    """The oldest queued job, plus queued jobs of the same model and settings (up to `batch_jobs`)."""
+    with services.db.session() as session:
+        first = session.execute(select(Job.id, Job.batch_key).where(Job.status == QUEUED).order_by(Job.created_at, Job.id).limit(1)).first()
+        if first is None:
+            return []
+        others = session.scalars(
+            select(Job.id).where(Job.status == QUEUED, Job.batch_key == first.batch_key, Job.id != first.id).order_by(Job.created_at, Job.id).limit(services.settings.batch_jobs - 1)
+        ).all()
+    return [job_id for job_id in [first.id, *others] if claim(services, job_id, worker_id)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_stale(services: Services) -> int:
+    """Running jobs whose lease ran out, or whose worker process on this host has exited, go back to the queue
+    (or fail, after `max_attempts` tries). Returns how many were moved."""
+    host = socket.gethostname()
+    now = utcnow()
+    moved = 0
+    with services.db.session() as session:
+        rows = session.execute(select(Job.id, Job.worker_id, Job.lease_until, Job.attempts).where(Job.status == RUNNING)).all()
+        for row in rows:
+            owner_host, _, rest = (row.worker_id or "").partition(":")
+            pid_text = rest.partition(":")[0]
+            dead_here = owner_host == host and pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+            expired = row.lease_until is not None and row.lease_until < now
+            if not (dead_here or expired):
+                continue
+            if row.attempts >= services.settings.max_attempts:
+                values: dict[str, Any] = {"status": FAILED, "error": f"gave up after {row.attempts} attempts: the worker stopped each time", "finished_at": now, "lease_until": None}
+            else:
+                values = {"status": QUEUED, "worker_id": None, "lease_until": None, "progress": 0.0, "message": "re-queued after its worker stopped"}
+            result = session.execute(update(Job).where(Job.id == row.id, Job.status == RUNNING, Job.worker_id == row.worker_id).values(**values))
+            moved += result.rowcount
+            if result.rowcount:
+                log.warning("job re-queued", extra={"job_id": row.id, "worker_id": row.worker_id, "to": values["status"]})
+        session.commit()
+    return moved
+
+
+class LeaseKeeper:
+    """Renews the leases of the jobs a worker holds, from a background thread, while it runs them."""
+
+    def __init__(self, services: Services, worker_id: str, job_ids: list[str]):
+        self.services, self.worker_id, self.job_ids = services, worker_id, list(job_ids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{worker_id}", daemon=True)
+
+    def _run(self) -> None:
+        interval = self.services.settings.job_lease_seconds / 3
+        while not self._stop.wait(interval):
+            try:
+                with self.services.db.session() as session:
+                    session.execute(update(Job).where(Job.id.in_(self.job_ids), Job.status == RUNNING, Job.worker_id == self.worker_id).values(lease_until=_lease(self.services)))
+                    session.commit()
+            except Exception:  # a database hiccup: the next beat tries again
+                log.exception("lease renewal failed")
+
+    def __enter__(self) -> "LeaseKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _finish_values(status: str, created_at: datetime | None, started_at: datetime | None, *, error: str | None = None, error_field: str | None = None, message: str = "") -> dict[str, Any]:
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "finished_at": now, "lease_until": None, "message": message or status, "error": error, "error_field": error_field}
+    values["duration_ms"] = _milliseconds(created_at, now)
+    values["run_ms"] = _milliseconds(started_at, now)
+    if status == SUCCEEDED:
+        values["progress"] = 1.0
+    return values
+
+
+def _finish(services: Services, job_id: str, worker_id: str, status: str, *, error: str | None = None, error_field: str | None = None, message: str = "") -> None:
+    with services.db.session() as session:
+        times = session.execute(select(Job.created_at, Job.started_at).where(Job.id == job_id)).first()
+        values = _finish_values(status, *(times or (None, None)), error=error, error_field=error_field, message=message)
+        session.execute(update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id).values(**values))
+        session.commit()
+    services.events.publish(job_id)
+    log.info("job finished", extra={"job_id": job_id, "status": status, "error": error})
+
+
+class _Taken(Exception):
+    """The job is no longer this worker's (cancelled, or re-queued after its lease ran out)."""
+
+
+def _chunks(request: Any, entry, size: int) -> list[tuple[int, Any]]:
+    """Split a seeded multi-sample request into steps that give the same samples as one call.
+    Image i uses seed + i, and labels are resolved per image first, so chunking changes nothing."""
+    count, seed = getattr(request, "count", None), getattr(request, "seed", None)
+    if entry.modality != "image" or count is None or seed is None or count <= size:  # (beam search ranks a whole set)
+        return [(0, request)]
+    labels = request.labels_for(entry.num_classes) if hasattr(request, "labels_for") else getattr(request, "labels", None)
+    steps = []
+    for start in range(0, count, size):
+        n = min(size, count - start)
+        update_: dict[str, Any] = {"count": n, "seed": seed + start}
+        if "labels" in type(request).model_fields:
+            update_["labels"] = None if labels is None else labels[start : start + n]
+        steps.append((start, request.model_copy(update=update_)))
+    return steps
+
+
+@dataclass
+class _Streamed:
+    """The text a streaming job made, in the shape `encode` stores (like a one-sample TextSample)."""
+
+    texts: list[str]
+    seed: int | None = None
+
+
+def _streams(model: Any, entry, request: Any) -> bool:
+    """Text models that can stream one sampled text (count 1, no beam search) stream it into the job."""
+    return entry.modality == "text" and callable(getattr(model, "stream", None)) and getattr(request, "count", 1) == 1 and getattr(request, "num_beams", 1) == 1
+
+
+def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock, request: Any) -> _Streamed:
+    """Run `model.stream(request)`, saving the text so far every `stream_flush_seconds` (readers see it
+    in `partial_text`); a cancel stops it at the next save. The pieces joined are the text `generate` makes."""
+    pieces: list[str] = []
+    last = time.monotonic()
+
+    def save(final: bool = False) -> None:
+        with services.db.session() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False))
+                .values(partial_text="".join(pieces), message=f"{len(pieces)} pieces", lease_until=_lease(services))
+            )
+            session.commit()
+        if result.rowcount != 1:
+            raise _Taken("cancelled")
+        services.events.publish(job_id)
+
+    with lock:
+        for piece in model.stream(request):
+            pieces.append(piece)
+            if time.monotonic() - last >= services.settings.stream_flush_seconds:
+                save()
+                last = time.monotonic()
+    return _Streamed(["".join(pieces)], getattr(request, "seed", None))
+
+
+def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock) -> None:
+    """Generate a claimed job step by step. Each step's artifacts, progress and lease go in one transaction,
+    guarded by `status = running AND worker = me AND not cancel_requested`; the last step also marks the
+    job succeeded, so a one-step job costs one write after its claim."""
+    with services.db.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        params, model_name, created_at, started_at = dict(job.params), job.model, job.created_at, job.started_at
+        if job.cancel_requested:
+            raise _Taken("cancelled")
+    entry = services.catalog.get(model_name)
+    request = entry.request_class.model_validate(params)
+    started = time.perf_counter()
+    if _streams(model, entry, request):
+        steps = [(0, _stream_text(services, job_id, worker_id, model, lock, request))]
+    else:
+        steps = _chunks(request, entry, services.settings.chunk_images)
+    total = getattr(request, "count", None) or len(steps)
+    made = 0
+    for number, (start, step) in enumerate(steps, 1):
+        if isinstance(step, _Streamed):
+            output = step
+        else:
+            with lock:
+                output = model.generate(step)
+        files = encode(output, model_name=entry.name, family=entry.family, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step, params=params, first_index=start)
+        keys = services.store.put_many([(item.data, item.suffix) for item in files])
+        made += getattr(step, "count", None) or 1
+        if number == len(steps):
+            values = _finish_values(SUCCEEDED, created_at, started_at, message=f"done in {time.perf_counter() - started:.3f}s")
+            if isinstance(step, _Streamed):
+                values["partial_text"] = step.texts[0]
+        else:
+            values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": _lease(services)}
+        with services.db.session() as session:
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False)).values(**values)
+            )
+            if result.rowcount != 1:
+                session.rollback()
+                cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id))
+                raise _Taken("cancelled" if cancelled else "taken")
+            for offset, (item, key) in enumerate(zip(files, keys)):
+                session.add(
+                    Artifact(
+                        job_id=job_id, index=start + offset, kind=item.kind, media_type=item.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
+                        storage_key=key, size_bytes=len(item.data), seed=item.seed, label=item.label, width=item.width, height=item.height,
+                        model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=item.parameters,
+                    )
+                )
+            session.commit()
+        services.events.publish(job_id)
+    log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "steps": len(steps)})
+
+
+def run_claimed(services: Services, job_ids: list[str], worker_id: str) -> None:
+    """Run jobs this worker has claimed (one model: see `claim_batch`), loading the model once."""
+    if not job_ids:
+        return
+    with LeaseKeeper(services, worker_id, job_ids):
+        with services.db.session() as session:
+            model_name = session.scalar(select(Job.model).where(Job.id == job_ids[0]))
+        try:
+            model, lock = services.cache.get(model_name)
+        except AigcError as error:
+            for job_id in job_ids:
+                _finish(services, job_id, worker_id, FAILED, error=str(error), error_field="model")
+            return
+        except Exception as error:
+            log.exception("loading %s failed", model_name)
+            for job_id in job_ids:
+                _finish(services, job_id, worker_id, FAILED, error=f"the model could not be loaded ({type(error).__name__})", error_field="model")
+            return
+        for job_id in job_ids:
+            try:
+                _run_one(services, job_id, worker_id, model, lock)
+            except _Taken as taken:
+                if str(taken) == "cancelled":
+                    _finish(services, job_id, worker_id, CANCELLED, message="cancelled while running")
+                continue
+            except AigcError as error:
+                _finish(services, job_id, worker_id, FAILED, error=str(error), error_field=error.field)
+                continue
+            except Exception as error:  # a bug or a broken model: the client gets a message, the log the traceback
+                log.exception("job %s failed", job_id)
+                _finish(services, job_id, worker_id, FAILED, error=f"internal error while generating ({type(error).__name__}); see the server log")
+
+
+def run_job(services: Services, job_id: str, worker_id: str | None = None) -> bool:
+    """Claim and run one job (the Celery task); False if it was not queued (done, cancelled or taken)."""
+    worker_id = worker_id or worker_identity()
+    if not claim(services, job_id, worker_id):
+        return False
+    run_claimed(services, [job_id], worker_id)
+    return True
+
+
+def queue_depth(services: Services) -> int:
+    with services.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status == QUEUED)) or 0

@@ -1,0 +1,1 @@
+"""Thin, typed routes; the work lives in the catalog, the runner and the database models."""

@@ -1,0 +1,47 @@
+"""Shared route helpers: response docs for errors, row -> schema conversion, ownership checks."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Select
+
+from aigc.studio.db.models import Artifact, Job
+from aigc.studio.deps import Caller
+from aigc.studio.errors import ApiError
+from aigc.studio.schemas import ArtifactInfo, ErrorResponse, JobInfo
+
+API = "/api/v1"
+ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def errors(*codes: int) -> dict:
+    words = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found", 409: "Conflict", 413: "Body too large", 422: "Invalid input (names the field)", 429: "Rate or queue limit reached", 503: "Service unavailable"}
+    return {code: {"model": ErrorResponse, "description": words.get(code, "Error")} for code in codes}
+
+
+def owned(query: Select, caller: Caller) -> Select:
+    """Jobs the caller may see: their account's, or the anonymous ones for anonymous loopback use."""
+    return query.where(Job.account_id.is_(None) if caller.account_id is None else Job.account_id == caller.account_id)
+
+
+def check_id(value: str, what: str) -> str:
+    if not ID.match(value):
+        raise ApiError(404, f"no {what} with id {value[:64]!r}", field=f"{what}_id", fix="ids are 32 lowercase hex characters, as returned by the API")
+    return value
+
+
+def artifact_info(artifact: Artifact) -> ArtifactInfo:
+    return ArtifactInfo(
+        id=artifact.id, job_id=artifact.job_id, index=artifact.index, kind=artifact.kind, media_type=artifact.media_type, sha256=artifact.sha256,
+        size_bytes=artifact.size_bytes, seed=artifact.seed, label=artifact.label, width=artifact.width, height=artifact.height, model=artifact.model,
+        checkpoint_sha256=artifact.checkpoint_sha256, parameters=artifact.parameters, created_at=artifact.created_at, url=f"{API}/artifacts/{artifact.id}/content",
+    )
+
+
+def job_info(job: Job) -> JobInfo:
+    return JobInfo(
+        id=job.id, model=job.model, family=job.family, modality=job.modality, params=job.params, status=job.status, progress=job.progress, message=job.message, partial_text=job.partial_text,
+        error=job.error, error_field=job.error_field, cancel_requested=job.cancel_requested, attempts=job.attempts, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at, duration_ms=job.duration_ms, artifacts=[artifact_info(a) for a in job.artifacts], url=f"{API}/jobs/{job.id}",
+    )

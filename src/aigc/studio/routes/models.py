@@ -1,0 +1,38 @@
+"""GET /api/v1/models: what the studio serves and what each model accepts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from aigc.studio.catalog import ModelEntry
+from aigc.studio.deps import Caller, get_caller, get_services
+from aigc.studio.routes.common import API, errors
+from aigc.studio.schemas import ModelInfo, ModelList
+from aigc.studio.services import Services
+
+router = APIRouter(prefix=API, tags=["models"])
+
+
+def model_info(entry: ModelEntry, max_count: int) -> ModelInfo:
+    return ModelInfo(
+        name=entry.name, family=entry.family, modality=entry.modality, description=entry.description, accepts=entry.accepts(max_count),
+        num_classes=entry.num_classes, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step,
+    )
+
+
+@router.get("/models", response_model=ModelList, response_model_exclude_none=True, responses=errors(401))
+def list_models(services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> ModelList:
+    """Every model, with its modality and the parameters a job for it may set."""
+    return ModelList(models=[model_info(entry, services.settings.max_images_per_job) for entry in services.catalog.entries()])
+
+
+@router.get("/models/{name}", response_model=ModelInfo, response_model_exclude_none=True, responses=errors(401, 404))
+def get_model(name: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> ModelInfo:
+    from aigc.errors import AigcError
+    from aigc.studio.errors import ApiError
+
+    try:
+        entry = services.catalog.get(name)
+    except AigcError as error:
+        raise ApiError(404, f"unknown model {name[:200]!r}", field="name", fix=error.fix) from None
+    return model_info(entry, services.settings.max_images_per_job)

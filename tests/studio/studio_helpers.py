@@ -1,0 +1,72 @@
+"""Helpers the studio tests import (pytest's conftest files are not meant to be imported)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+POSTGRES = os.environ.get("AIGC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+MYSQL = os.environ.get("AIGC_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
+REDIS = os.environ.get("AIGC_TEST_REDIS", "redis://127.0.0.1:6379/11")
+LOCAL = ("127.0.0.1", 50000)  # TestClient's client address: loopback, as a local browser or script
+
+
+def require(available: bool, what: str) -> None:
+    """Skip when a server or package is missing; under AIGC_STRICT=1 (CI) fail instead."""
+    if available:
+        return
+    if os.environ.get("AIGC_STRICT") == "1":
+        pytest.fail(f"AIGC_STRICT=1 and a required dependency is missing: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def finished(client, job_id: str, timeout: float = 30.0, headers: dict | None = None) -> dict:
+    """Wait (long poll) for a job to finish and return it."""
+    response = client.get(f"/api/v1/jobs/{job_id}", params={"wait": timeout}, headers=headers or {})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] in ("succeeded", "failed", "cancelled"), body
+    return body
+
+
+def submit(client, model: str = "digits", headers: dict | None = None, **params) -> dict:
+    response = client.post("/api/v1/jobs", json={"model": model, "params": params}, headers=headers or {})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path):
+    """A new empty database on the named backend; yields its URL and drops it afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'studio.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"aigc_test_{uuid.uuid4().hex[:12]}"
+    server = POSTGRES if kind == "postgresql" else MYSQL
+    host, port = ("127.0.0.1", 5432) if kind == "postgresql" else ("127.0.0.1", 3306)
+    require(port_open(host, port), f"a {kind} server on {host}:{port} (.ci/run starts it)")
+    admin = create_engine(server + ("postgres" if kind == "postgresql" else ""), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield server + name
+    finally:
+        with admin.connect() as connection:
+            if kind == "postgresql":
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()

@@ -1,0 +1,151 @@
+"""The web page in a real browser: headless Debian Chromium driven by Playwright against a live server.
+
+Submits a job from the form, sees the images and the history entry, reuses settings, saves a screenshot
+(to tmp, and to $AIGC_SCREENSHOT_DIR when set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from studio.studio_helpers import require
+
+CHROMIUM = os.environ.get("AIGC_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve(make_settings):
+    """Start a studio for a catalog in a uvicorn thread; returns its base URL. Stopped at the end."""
+    import uvicorn
+
+    from aigc.studio.app import create_app
+
+    servers = []
+
+    def start(catalog, **overrides) -> str:
+        app = create_app(make_settings(**overrides), catalog=catalog)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the studio did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def live_server(serve, catalog):
+    return serve(catalog)
+
+
+@pytest.fixture
+def browser():
+    require(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM} (Debian package `chromium`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright package (pip install playwright; no browser download needed)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_submit_a_job_see_results_and_history_and_reuse_settings(live_server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(live_server)
+
+    page.wait_for_selector("[data-testid=model] option[value=digits]", state="attached")
+    page.select_option("[data-testid=model]", "digits")
+    page.fill("[data-testid=field-count]", "6")
+    page.fill("[data-testid=field-seed]", "21")
+    page.select_option("[data-testid=field-labels]", "3")
+    assert page.locator("[data-testid=field-labels] option").count() == 11  # "every class" + 10 classes
+    page.click("[data-testid=generate]")
+
+    images = page.locator("[data-testid=gallery] [data-testid=artifact] img")
+    images.nth(5).wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth === 8).length === 6")
+    assert page.locator("[data-testid=artifact] span").first.inner_text() == "seed 21 · label 3"
+    assert page.locator("#progress-text").inner_text().startswith("succeeded")
+
+    entry = page.locator("[data-testid=history] [data-testid=history-item]").first
+    entry.wait_for()
+    assert "succeeded" in entry.inner_text() and "digits" in entry.inner_text() and "seed=21" in entry.inner_text()
+    assert entry.locator(".thumbs img").count() == 6
+
+    page.locator("[data-testid=artifact]").nth(2).click()
+    details = page.locator("#details-list").inner_text()
+    assert "23" in details and "checkpoint" in details  # seed 21 + 2, with its provenance
+    assert page.get_attribute("#download", "href").endswith("/content?download=true")
+
+    page.select_option("[data-testid=model]", "blobs")  # unconditional: no label control
+    assert page.locator("[data-testid=field-labels]").count() == 0
+    page.click("[data-testid=reuse]")  # back to the job's model and settings
+    assert page.input_value("[data-testid=model]") == "digits" and page.input_value("[data-testid=field-seed]") == "21"
+    assert page.input_value("[data-testid=field-labels]") == "3"
+
+    page.fill("[data-testid=field-count]", "999")  # the API's error, naming the field, shows in the form
+    page.click("[data-testid=generate]")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "params.count" in page.inner_text("#form-error")
+
+    shot = tmp_path / "studio.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("AIGC_SCREENSHOT_DIR"):
+        target = Path(os.environ["AIGC_SCREENSHOT_DIR"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, target / "studio.png")
+    assert [p for p in problems if "422" not in p] == []  # no script errors (the 422 above is expected)
+
+
+def test_text_streams_into_the_page_as_it_is_generated(serve, browser, tiny_runs, tmp_path):
+    from aigc.registry import list_models
+
+    if "gpt" not in {spec.name for spec in list_models()}:
+        pytest.skip("no text family registered yet")
+    from helpers import train_tiny
+
+    from aigc.studio.catalog import ModelCatalog
+
+    run = train_tiny("gpt", tmp_path / "gpt").run_dir
+    base = serve(ModelCatalog.from_paths({"poet": str(run)}), stream_flush_seconds=0.02)
+    page = browser.new_page()
+    page.goto(base)
+    page.wait_for_selector("[data-testid=model] option[value=poet]", state="attached")
+    assert page.locator("[data-testid=field-prompt]").evaluate("e => e.tagName") == "TEXTAREA"
+    page.fill("[data-testid=field-prompt]", "once upon")
+    page.fill("[data-testid=field-max_tokens]", "1500")
+    page.uncheck("[data-testid=field-stop_at_eos]")
+    page.click("[data-testid=generate]")
+    page.wait_for_function("() => (document.querySelector('[data-testid=stream]')?.textContent || '').length > 0")
+    partial = page.inner_text("[data-testid=stream]")
+    page.wait_for_function("() => { const p = document.querySelector('[data-testid=artifact] pre'); return p && p.textContent.length > 0 }", timeout=60_000)
+    final = page.locator("[data-testid=artifact] pre").text_content()
+    assert len(partial) < len(final) and final.startswith(partial.strip()[:20])  # it grew while running
+    assert page.locator("[data-testid=stream]").count() == 0  # replaced by the stored artifact
