@@ -148,3 +148,13 @@ def test_export_to_a_zoo_and_load_by_name(tmp_path, monkeypatch):
     assert (by_name.images == by_run.images).all()
     assert by_name.model == "dcgan:zoo/tiny-digits"
     assert [e.name for e in zoo.list_entries()] == ["tiny-digits"]
+
+
+def test_every_public_name_of_the_package_resolves():
+    """`import aigc` is lazy: each name in __all__ must import from the module it names."""
+    import aigc
+
+    for name in aigc.__all__:
+        assert getattr(aigc, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute"):
+        aigc.NoSuchThing  # noqa: B018

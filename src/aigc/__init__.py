@@ -21,6 +21,8 @@ _EXPORTS = {
     "RunConfig": "aigc.config",
     "ImageRequest": "aigc.generation.requests",
     "ImageBatch": "aigc.generation.outputs",
+    "TextRequest": "aigc.generation.text",
+    "TextSample": "aigc.generation.text",
     "list_models": "aigc.registry",
     "list_datasets": "aigc.registry",
     "list_presets": "aigc.config",
