@@ -89,6 +89,21 @@ def test_dcgan_initialisation_follows_the_paper():
     assert std == pytest.approx(0.02, rel=0.1)
 
 
+def test_label_embeddings_start_small_so_the_projection_does_not_dominate_the_discriminator():
+    """N(0, 1) label embeddings made the projection term ~50x the rest of the logit and the cGAN collapsed
+    to one image per class; with the DCGAN init both terms start at the same scale."""
+    torch.manual_seed(0)
+    model = GAN(CGANConfig(image_size=28, width=16, num_classes=10))
+    for embedding in (model.generator.label_embedding, model.discriminator.label_projection):
+        assert embedding.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    images, labels = torch.rand(64, 1, 28, 28) * 2 - 1, torch.arange(64) % 10
+    discriminator = model.discriminator.eval()
+    features = discriminator.features(images)
+    projection = (discriminator.label_projection(labels) * features).sum(dim=1)
+    unconditional = discriminator.head(features).squeeze(1)
+    assert projection.abs().mean() < 3 * unconditional.abs().mean()
+
+
 @pytest.mark.parametrize("size,expected", [(8, (1, 4)), (28, (2, 7)), (32, (3, 4)), (64, (4, 4))])
 def test_upsampling_plan(size, expected):
     assert upsampling_plan(size) == expected

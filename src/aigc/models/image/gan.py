@@ -235,12 +235,17 @@ class Discriminator(nn.Module):
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
-    """DCGAN paper, §4: weights from N(0, 0.02); BatchNorm scale from N(1, 0.02), shift 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    """DCGAN paper, §4: weights from N(0, 0.02); BatchNorm scale from N(1, 0.02), shift 0.
+
+    Label embeddings too. Left at PyTorch's N(0, 1), the projection discriminator's <embed(y), phi(x)> is
+    ~50x the rest of its logit from the first step: it wins at once (real/fake logits near +20/-8) and the
+    generator collapses to one image per class (within-class pixel std 0.02 after 1,500 steps of cgan-mnist,
+    against 0.12 with this init and 0.15 for real digits)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
         weight = getattr(module, "parametrizations", None)
         target = module.parametrizations.weight.original if weight is not None else module.weight
         nn.init.normal_(target, 0.0, 0.02)
-        if module.bias is not None:
+        if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
