@@ -5,6 +5,10 @@
 Prints real images consumed per second (one step = one batch of real images; for WGAN-GP a step is one
 critic update and the generator updates every 5th step) in float32 and with bf16 autocast, and the
 bf16/fp32 ratio. The first `--warmup` steps are excluded (allocator and kernel warm-up).
+
+Two rates each: per second of wall time, and per second of this process's CPU time. At OMP_NUM_THREADS=1
+the CPU rate is what one core delivers even on a shared machine; the wall rate shows how busy it was
+(on a quiet machine the two agree).
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ from aigc.training.loop import fit
 
 class Timer(Callback):
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
+        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0  # (wall, cpu) seconds
 
     def on_step_end(self, state):
+        now = (time.perf_counter(), time.process_time())
         if state.step == self.warmup:
-            self.start = time.perf_counter()
+            self.start = now
         elif state.step > self.warmup:
-            self.end, self.steps = time.perf_counter(), state.step - self.warmup
+            self.end, self.steps = now, state.step - self.warmup
 
 
-def measure(preset: str, precision: str, steps: int, warmup: int) -> float:
+def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float, float]:
+    """(images per wall second, images per CPU second)."""
     config = load_config(preset, [
         f"train.max_steps={steps + warmup}", f"train.precision={precision}", "train.sample_every=0",
         "train.checkpoint_every=0", "train.eval_every=0", "train.progress=false", "train.tensorboard=false",
@@ -42,7 +48,8 @@ def measure(preset: str, precision: str, steps: int, warmup: int) -> float:
     timer = Timer(warmup)
     with tempfile.TemporaryDirectory() as folder:
         fit(config, f"{folder}/run", callbacks=[timer])
-    return timer.steps * config.train.batch_size / (timer.end - timer.start)
+    images = timer.steps * config.train.batch_size
+    return images / (timer.end[0] - timer.start[0]), images / (timer.end[1] - timer.start[1])
 
 
 def main() -> None:
@@ -52,11 +59,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'preset':<16} {'fp32 img/s':>11} {'bf16 img/s':>11} {'bf16/fp32':>10}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'preset':<16} {'fp32 img/s':>11} {'(per CPU s)':>11} {'bf16 img/s':>11} {'(per CPU s)':>11} {'bf16/fp32':>10}")
     for preset in args.presets.split(","):
-        fp32 = measure(preset, "fp32", args.steps, args.warmup)
-        bf16 = measure(preset, "bf16", args.steps, args.warmup)
-        print(f"{preset:<16} {fp32:>11.0f} {bf16:>11.0f} {bf16 / fp32:>10.2f}", flush=True)
+        fp32, fp32_cpu = measure(preset, "fp32", args.steps, args.warmup)
+        bf16, bf16_cpu = measure(preset, "bf16", args.steps, args.warmup)
+        print(f"{preset:<16} {fp32:>11.0f} {fp32_cpu:>11.0f} {bf16:>11.0f} {bf16_cpu:>11.0f} {bf16_cpu / fp32_cpu:>10.2f}", flush=True)
 
 
 if __name__ == "__main__":
