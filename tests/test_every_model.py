@@ -18,12 +18,18 @@ FAMILIES = [spec.name for spec in list_models()]
 # Classifiers (feature networks for metrics) train in the same loop but generate nothing.
 GENERATIVE = [spec.name for spec in list_models() if spec.modality != "classifier"]
 CLASSIFIERS = [spec.name for spec in list_models() if spec.modality == "classifier"]
-IMAGE = [spec.name for spec in list_models() if spec.modality == "image"]  # shape and generator/discriminator checks
+IMAGE = [spec.name for spec in list_models() if spec.modality == "image"]  # shape, determinism, save/load checks
+GANS = [spec.name for spec in list_models() if spec.modality == "image" and "critic_steps" in spec.config_class.model_fields]
+LIKELIHOOD = [spec.name for spec in list_models() if spec.modality == "image" and spec.name not in GANS]  # VAE, diffusion
 TEXT = [spec.name for spec in list_models() if spec.modality == "text"]
 
 
 def test_the_gan_family_is_registered():
-    assert {"gan", "dcgan", "cgan", "wgan", "wgan-gp"} <= set(FAMILIES)
+    assert {"gan", "dcgan", "cgan", "wgan", "wgan-gp", "t2i-cgan"} <= set(GANS)
+
+
+def test_the_vae_and_diffusion_families_are_registered():
+    assert {"vae", "cvae", "ddpm", "t2i-diffusion"} <= set(LIKELIHOOD)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -38,7 +44,7 @@ class Snapshot(Callback):
         self.initial = {name: p.detach().clone() for name, p in state.model.named_parameters()}
 
 
-@pytest.mark.parametrize("family", IMAGE)
+@pytest.mark.parametrize("family", GANS)
 def test_training_steps_change_every_network(family, tmp_path):
     snapshot = Snapshot()
     result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
@@ -78,7 +84,29 @@ def test_loaded_weights_equal_the_trained_ones(family, tmp_path):
         assert torch.equal(saved[key], loaded[key])
 
 
-@pytest.mark.parametrize("family", IMAGE)
+@pytest.mark.parametrize("family", LIKELIHOOD)
+def test_likelihood_model_training_changes_every_network(family, tmp_path):
+    snapshot = Snapshot()
+    result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
+    trained = dict(aigc.load(result.run_dir, weights="model").named_parameters())
+    assert snapshot.initial.keys() == trained.keys()
+    for network in {name.split(".")[0] for name in trained}:  # encoder, decoder, unet, condition, ...
+        names = [name for name in trained if name.split(".")[0] == network]
+        assert any(not torch.equal(snapshot.initial[n], trained[n]) for n in names), f"{network} did not change"
+    assert np.isfinite(result.metrics["loss/model"]) and np.isfinite(result.metrics["val/loss"])
+
+
+@pytest.mark.parametrize("family", LIKELIHOOD)
+def test_likelihood_model_overrides_are_validated(family):
+    with pytest.raises(ConfigError, match="unknown key") as error:
+        tiny(family, "model.image_sise=3")
+    assert "image_size" in str(error.value)
+    with pytest.raises(ConfigError, match="model.image_size"):
+        tiny(family, "model.image_size=zero")
+    assert tiny(family, "model.image_size=16").model.image_size == 16
+
+
+@pytest.mark.parametrize("family", GANS)
 def test_overrides_are_validated(family):
     with pytest.raises(ConfigError, match="unknown key") as error:
         tiny(family, "model.widht=3")

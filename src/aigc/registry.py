@@ -108,3 +108,48 @@ def get_dataset(name: str) -> DatasetSpec:
 def list_datasets() -> list[DatasetSpec]:
     _import_builtins()
     return [_DATASETS[name] for name in sorted(_DATASETS)]
+
+
+# ------------------------------------------------------------------------------- prompt encoders
+# Frozen text encoders that turn prompts into the vectors text-to-image families are conditioned on.
+
+
+@dataclass(frozen=True)
+class PromptEncoderSpec:
+    name: str
+    load: Callable[[], Any]  # load() -> an object with .dim and .encode(list[str]) -> float32 [N, dim]
+    dim: int
+    languages: str  # what it reads, in words
+    source: str  # the package it ships in, with the install command
+    available: Callable[[], str | None] = field(default=lambda: None)  # None, or why it is not
+
+
+_PROMPT_ENCODERS: dict[str, PromptEncoderSpec] = {}
+
+
+def register_prompt_encoder(name: str, *, dim: int, languages: str, source: str, available: Callable[[], str | None] | None = None):
+    """Function decorator for a loader `load() -> encoder`."""
+
+    def decorate(load: Callable[[], Any]) -> Callable[[], Any]:
+        if name in _PROMPT_ENCODERS:
+            raise RuntimeError(f"prompt encoder {name!r} is registered twice")
+        _PROMPT_ENCODERS[name] = PromptEncoderSpec(name, load, dim, languages, source, available or (lambda: None))
+        return load
+
+    return decorate
+
+
+def get_prompt_encoder(name: str) -> PromptEncoderSpec:
+    importlib.import_module("aigc.prompts")
+    if name not in _PROMPT_ENCODERS:
+        raise ConfigError(
+            f"unknown prompt encoder {name!r}",
+            field="model.prompt_encoder",
+            fix=f"use one of: {', '.join(sorted(_PROMPT_ENCODERS))}",
+        )
+    return _PROMPT_ENCODERS[name]
+
+
+def list_prompt_encoders() -> list[PromptEncoderSpec]:
+    importlib.import_module("aigc.prompts")
+    return [_PROMPT_ENCODERS[name] for name in sorted(_PROMPT_ENCODERS)]

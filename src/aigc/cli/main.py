@@ -56,7 +56,13 @@ def generate(
     out: Optional[Path] = typer.Option(None, "--out", help="Output path (default RUN/generated/seed-S.png)."),
     each: bool = typer.Option(False, "--each", help="Also write one file per sample next to the grid."),
     weights: str = typer.Option("auto", "--weights", help="auto (EMA when present), ema or model."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text to continue or answer (text models)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text models: text to continue or answer. Text-to-image (t2i-*) models: the image to draw, in English or Chinese."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Diffusion: classifier-free guidance scale, 0..30 (1 = none; default from the model, 3)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion: ddim (default, deterministic) or ddpm."),
+    sample_steps: Optional[int] = typer.Option(None, "--sample-steps", help="Diffusion: denoising steps (DDIM: 10-50 give images; default 50)."),
+    interpolate: Optional[str] = typer.Option(None, "--interpolate", help="A,B: walk the latent space from seed A's noise to seed B's (VAE, GAN, diffusion)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="With --interpolate: the number of images along the walk (default 8)."),
+    reconstruct: Optional[int] = typer.Option(None, "--reconstruct", help="VAE: encode and decode the first N test images (originals above, reconstructions below)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Text: new tokens at most (default 200)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Text: 0 = greedy; higher = more varied (default 1)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Text: sample among the k most likely tokens."),
@@ -71,10 +77,21 @@ def generate(
     from aigc.api import load
 
     model = load(run, weights=weights)
+    default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
+    if reconstruct is not None:
+        target = out or default_folder / f"reconstruct-{reconstruct}.png"
+        console.print(f"wrote {_reconstruct(model, reconstruct).save_grid(target, columns=reconstruct)}")
+        return
+    if steps is not None and interpolate is None:
+        raise AigcError("--steps counts the images of an interpolation", field="--steps", fix="add --interpolate A,B, or use -n for a number of samples")
+    pair = _seed_pair(interpolate) if interpolate is not None else None
+    if pair is not None:
+        count = steps if steps is not None else 8
     given = {
         "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens,
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
-        "num_beams": beams, "stop": stop or None,
+        "num_beams": beams, "stop": stop or None, "guidance": guidance, "sampler": sampler,
+        "sample_steps": sample_steps, "interpolate": pair,
     }
     # Each family says what it accepts (its request class); an option it does not take is an error.
     request = _validated(model.request_class, **{k: v for k, v in given.items() if v is not None})
@@ -84,13 +101,43 @@ def generate(
         artifact = stream_text(model, request)
     else:
         artifact = model.generate(request)
-    default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
-    target = out or default_folder / f"seed-{request.seed}{artifact.suffix}"
-    artifact.save(target)
+    stem = f"interpolate-{pair[0]}-{pair[1]}" if pair is not None else f"seed-{request.seed}"
+    target = out or default_folder / f"{stem}{artifact.suffix}"
+    if pair is not None:
+        artifact.save_grid(target, columns=len(artifact))  # a walk reads left to right, in one row
+    else:
+        artifact.save(target)
     (errors if stream else console).print(f"wrote {target}")  # keep stdout the generated text alone
     if each:
         for path in artifact.save_each(target.parent, stem=target.stem):
             console.print(f"wrote {path}")
+
+
+def _seed_pair(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise AigcError(f"expected two seeds A,B, got {text!r}", field="--interpolate", fix="e.g. --interpolate 3,7 --steps 8")
+    return int(parts[0]), int(parts[1])
+
+
+def _reconstruct(model, count: int):
+    """The first `count` images of the run's test split (else validation split), and their reconstructions."""
+    import torch
+
+    from aigc.data import load_dataset
+
+    if not hasattr(model, "reconstruct"):
+        raise AigcError(f"{model.run_config.family} models do not encode images", field="--reconstruct", fix="use a vae or cvae run")
+    if not 1 <= count <= 64:
+        raise AigcError(f"{count} images is outside 1..64", field="--reconstruct", fix="e.g. --reconstruct 8")
+    config = model.run_config
+    data = load_dataset(config.data, config.model)
+    split = data.test if data.test is not None else data.val
+    if split is None or len(split) == 0:
+        raise AigcError(f"dataset {config.data.name} has no test or validation split", field="--reconstruct")
+    batch = split.get_batch(torch.arange(min(count, len(split))))
+    labels = batch["labels"].tolist() if model.num_classes is not None else None
+    return model.reconstruct(batch["images"], labels=labels)
 
 
 def _validated(kind, **values):

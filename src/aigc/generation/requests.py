@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from aigc.config import BaseConfig
@@ -39,3 +41,82 @@ class ImageRequest(BaseConfig):
             if label >= num_classes:
                 raise AigcError(f"label {label} is out of range", field="labels", fix=f"use 0..{num_classes - 1}")
         return labels
+
+
+MAX_GUIDANCE = 30.0
+MAX_PROMPT_CHARS = 500
+
+
+class LatentImageRequest(ImageRequest):
+    """An image request for models that draw from a latent space they can walk (VAE, GAN, diffusion noise).
+
+    `interpolate=(A, B)` makes `count` images along the path between the noise of seed A and of seed B
+    (spherical interpolation, which keeps Gaussian noise at its typical norm; White 2016,
+    https://arxiv.org/abs/1609.04468).
+    """
+
+    interpolate: tuple[int, int] | None = None  # seeds A and B; `count` images from A to B inclusive
+
+    @field_validator("interpolate")
+    @classmethod
+    def _seeds_in_range(cls, pair: tuple[int, int] | None) -> tuple[int, int] | None:
+        if pair is not None and not all(0 <= seed < 2**63 for seed in pair):
+            raise ValueError("interpolation seeds are >= 0")
+        return pair
+
+
+class PromptImageRequest(LatentImageRequest):
+    """Text-to-image: a prompt (any language the model's prompt encoder reads), in place of labels.
+
+    One prompt for all images, or one per image. `labels` still work on models trained on captioned
+    classes (MNIST digits): label k stands for that class's first caption.
+    """
+
+    prompt: str | list[str] | None = None  # "a handwritten seven", "一个笑脸"; a list gives one per image
+    guidance: float | None = Field(None, ge=0.0, le=MAX_GUIDANCE)  # classifier-free guidance scale (None: the model's default)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_empty(cls, prompt: str | list[str] | None) -> str | list[str] | None:
+        texts = [prompt] if isinstance(prompt, str) else prompt or []
+        for text in texts:
+            if not text.strip():
+                raise ValueError("the prompt is empty: describe the image, e.g. \"a handwritten seven\" or \"一个笑脸\"")
+            if len(text) > MAX_PROMPT_CHARS:
+                raise ValueError(f"the prompt is {len(text)} characters long; at most {MAX_PROMPT_CHARS}")
+        return prompt
+
+    def labels_for(self, num_classes: int | None) -> list[int] | None:
+        """A prompted request has no labels (the prompt says what to draw); otherwise as ImageRequest."""
+        if self.prompt is None:
+            return super().labels_for(num_classes)
+        if self.labels is not None:
+            from aigc.errors import AigcError
+
+            raise AigcError("give a prompt or labels, not both", field="labels", fix="leave --label out when you give --prompt")
+        return None
+
+    def prompts_for(self) -> list[str] | None:
+        """The prompt of each image (one repeats), or None when no prompt was given."""
+        from aigc.errors import AigcError
+
+        if self.prompt is None:
+            return None
+        prompts = [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+        if len(prompts) == 1:
+            return prompts * self.count
+        if len(prompts) != self.count:
+            raise AigcError(f"got {len(prompts)} prompts for {self.count} images", field="prompt", fix="give one prompt, or one per image")
+        return prompts
+
+
+class DiffusionImageRequest(LatentImageRequest):
+    """Diffusion sampling: which scheduler, how many of its steps, and (class-conditional models) a guidance scale."""
+
+    guidance: float | None = Field(None, ge=0.0, le=MAX_GUIDANCE)  # classifier-free guidance scale (None: the model's default)
+    sampler: Literal["ddpm", "ddim"] | None = None  # None: the model's default (DDIM)
+    sample_steps: int | None = Field(None, ge=1, le=1000)  # denoising steps; DDIM gives images in 10-50
+
+
+class TextToImageRequest(DiffusionImageRequest, PromptImageRequest):
+    """Text-to-image diffusion: a prompt, plus the sampling settings of DiffusionImageRequest."""

@@ -62,7 +62,10 @@ PACKAGED_CLASSIFIERS = {
     "fashion-classifier": ("fashion-mnist", "FashionClassifier", "classifier-fashion"),
 }
 # Which network scores a dataset when none is named; any RGB dataset gets efficientnet-lite0.
-DEFAULT_NETWORK_FOR_DATASET = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-classifier"}
+DEFAULT_NETWORK_FOR_DATASET = {
+    "mnist": "mnist-classifier", "fashion-mnist": "fashion-classifier",
+    "mnist-captions": "mnist-classifier", "fashion-mnist-captions": "fashion-classifier",  # the same images, captioned
+}
 DEFAULT_RGB_NETWORK = "efficientnet-lite0"
 
 

@@ -1,4 +1,4 @@
 """Model families. Importing this package registers every built-in family (one file each)."""
 
-from aigc.models.image import classifier, gan  # noqa: F401
+from aigc.models.image import classifier, diffusion, gan, vae  # noqa: F401
 from aigc.models.text import rnn, seq2seq, transformer  # noqa: F401,E402

@@ -6,7 +6,18 @@ import contextlib
 from typing import Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from aigc.errors import AigcError, ConfigError
+
+
+def upsampling_plan(image_size: int) -> tuple[int, int]:
+    """(doublings, base size): the most stride-2 steps that keep an integer base of at least 4 pixels.
+    28 -> (2, 7), 32 -> (3, 4), 64 -> (4, 4)."""
+    doublings = 0
+    while image_size % (2 ** (doublings + 1)) == 0 and image_size // 2 ** (doublings + 1) >= 4:
+        doublings += 1
+    return doublings, image_size // 2**doublings
 
 
 @contextlib.contextmanager
@@ -58,3 +69,158 @@ def norm_1d(kind: str, features: int) -> nn.Module:
 def maybe_spectral_norm(layer: nn.Module, enabled: bool) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018, https://arxiv.org/abs/1802.05957) of a layer's weight."""
     return nn.utils.parametrizations.spectral_norm(layer) if enabled else layer
+
+
+class ConditionEmbedding(nn.Module):
+    """What a conditional generator is told, as one vector per sample: a class label or a prompt embedding.
+
+    kind "class": a learned embedding per class; kind "text": an MLP on the frozen prompt encoder's
+    embedding. Both keep one extra learned "no condition" vector, which classifier-free guidance trains
+    by dropping the condition (Ho & Salimans 2022, https://arxiv.org/abs/2207.12598, Algorithm 1) and
+    samples with at guidance time. kind "none" returns None.
+    """
+
+    def __init__(self, kind: str, out_features: int, *, num_classes: int | None = None, text_dim: int | None = None):
+        super().__init__()
+        self.kind = kind
+        if kind == "class":
+            self.table = nn.Embedding(num_classes + 1, out_features)  # row num_classes = "no condition"
+            self.num_classes = num_classes
+        elif kind == "text":
+            # Sentence embeddings of captions share a large common direction ("a handwritten seven" and
+            # "a handwritten one" have cosine 0.8); standardising each dimension with running statistics of
+            # the training captions (BatchNorm without affine, cumulative average) removes it, so the
+            # differences that name the content reach the MLP at full scale. Eval mode uses the statistics.
+            self.standardize = nn.BatchNorm1d(text_dim, affine=False, momentum=None)
+            self.project = nn.Sequential(nn.Linear(text_dim, out_features), nn.SiLU(), nn.Linear(out_features, out_features))
+            self.null = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, condition: torch.Tensor | None, drop: torch.Tensor | None = None) -> torch.Tensor | None:
+        """condition: labels [B] (int64) or text embeddings [B, D]; drop: bool [B], True = no condition."""
+        if self.kind == "none":
+            return None
+        if self.kind == "class":
+            labels = condition if drop is None else torch.where(drop, torch.full_like(condition, self.num_classes), condition)
+            return self.table(labels)  # [B, out]
+        embedded = self.project(self.standardize(condition))  # [B, out]
+        if drop is not None:
+            embedded = torch.where(drop[:, None], self.null.expand_as(embedded), embedded)
+        return embedded
+
+    def unconditional(self, count: int, device: torch.device) -> torch.Tensor | None:
+        """The "no condition" vector for `count` samples (guidance's unconditional branch)."""
+        if self.kind == "none":
+            return None
+        if self.kind == "class":
+            return self.table(torch.full((count,), self.num_classes, device=device, dtype=torch.long))
+        return self.null.expand(count, -1)
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """[B] positions (diffusion timesteps) -> [B, dim] sines and cosines of geometric frequencies
+    (Vaswani et al. 2017, §3.5; used for timesteps by Ho et al. 2020, Appendix B)."""
+    half = dim // 2
+    frequencies = torch.exp(-torch.log(torch.tensor(max_period)) * torch.arange(half, dtype=torch.float32) / half)
+    angles = positions.float()[:, None] * frequencies.to(positions.device)[None, :]  # [B, half]
+    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    return torch.nn.functional.pad(embedding, (0, dim % 2))  # odd dim: one zero column
+
+
+# ---------------------------------------------------------------- conditioning and noise of generative families
+
+
+def slerp(start: Tensor, end: Tensor, fractions: Tensor) -> Tensor:
+    """Spherical interpolation between two noise tensors, one result per fraction in [0, 1]."""
+    a, b = start.flatten(), end.flatten()
+    cosine = (a @ b / (a.norm() * b.norm())).clamp(-1, 1)
+    angle = torch.acos(cosine)
+    if angle.abs() < 1e-4:  # nearly parallel: linear interpolation is exact enough
+        mixed = [(1 - f) * a + f * b for f in fractions]
+    else:
+        mixed = [(torch.sin((1 - f) * angle) * a + torch.sin(f * angle) * b) / torch.sin(angle) for f in fractions]
+    return torch.stack(mixed).view(len(fractions), *start.shape)
+
+
+def request_noise(request, shape: tuple[int, ...]) -> tuple[Tensor, list[int], list[torch.Generator]]:
+    """The starting noise of each image, its seed, and a per-image generator for any later randomness.
+
+    Image i draws from its own generator seeded with seed + i, so it does not depend on the batch; with
+    `request.interpolate = (A, B)` the images walk from seed A's noise to seed B's.
+    """
+    if getattr(request, "interpolate", None) is not None:
+        first, last = request.interpolate
+        ends = [torch.randn(shape, generator=torch.Generator().manual_seed(seed)) for seed in (first, last)]
+        noise = slerp(ends[0], ends[1], torch.linspace(0, 1, request.count))
+        seeds = [first] * request.count
+        generators = [torch.Generator().manual_seed(first + 1_000_003 * i) for i in range(request.count)]
+        return noise, seeds, generators
+    seeds = [request.seed + index for index in range(request.count)]
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+    return noise, seeds, generators
+
+
+def resolve_condition(model: nn.Module, request, device: torch.device, kind: str | None = None) -> tuple[Tensor | None, list[int] | None, list[str] | None]:
+    """(condition tensor, labels, prompts) for a request: labels [B] for class models, prompt embeddings
+    [B, D] for text models; errors that say what to do when the request does not fit the model."""
+    config = model.config
+    kind = kind or config.conditioning  # "none", "class" or "text"
+    prompt = getattr(request, "prompt", None)
+    if kind != "text" and prompt is not None:
+        described = "unconditional" if kind == "none" else "class-conditional"
+        raise AigcError(
+            f"this model is {described} and takes no prompt",
+            field="prompt",
+            fix="leave --prompt out" + (" and choose classes with --label" if kind == "class" else "")
+            + "; text-to-image needs a t2i-* model",
+        )
+    if kind == "none":
+        if getattr(request, "guidance", None) is not None:
+            raise AigcError("an unconditional model has nothing to guide towards", field="guidance", fix="leave --guidance out")
+        request.labels_for(None)  # a label for an unconditional model is an error too
+        return None, None, None
+    if kind == "class":
+        labels = request.labels_for(config.num_classes)
+        return torch.tensor(labels, device=device), labels, None
+    # text
+    prompts = request.prompts_for() if hasattr(request, "prompts_for") else None
+    labels = None
+    if prompts is None:
+        if config.class_prompts is None:
+            raise AigcError(
+                "this text-to-image model needs a prompt",
+                field="prompt",
+                fix='give one, e.g. --prompt "a handwritten seven" or --prompt "一个笑脸"',
+            )
+        labels = request.labels_for(len(config.class_prompts))  # label k stands for class k's caption
+        prompts = [config.class_prompts[label] for label in labels]
+    elif request.labels is not None:
+        raise AigcError("give a prompt or labels, not both", field="labels", fix="leave --label out when you give --prompt")
+    from aigc.prompts import encode_prompts
+
+    return encode_prompts(config.prompt_encoder, prompts).to(device), labels, prompts
+
+
+def check_conditioning(config, kind: str | None = None) -> None:
+    kind = kind or config.conditioning
+    if kind == "text" and config.text_embedding_dim is None:
+        raise ConfigError(
+            "text conditioning needs prompt embeddings, which come from a captioned dataset",
+            field="data.name",
+            fix="train on a captioned dataset (mnist-captions, fashion-mnist-captions, digits-captions, emoji), "
+            "or set model.text_embedding_dim to the prompt encoder's size",
+        )
+    if kind == "class" and config.num_classes is None:
+        raise ConfigError("class conditioning needs the number of classes", field="model.num_classes", fix="use a labelled dataset or set model.num_classes")
+
+
+def batch_condition(config, batch: dict[str, Tensor], kind: str | None = None) -> Tensor | None:
+    """The condition of a training batch: its labels or its caption embeddings."""
+    kind = kind or config.conditioning
+    if kind == "class":
+        return batch["labels"]
+    if kind == "text":
+        if "text_embeddings" not in batch:
+            raise ConfigError("the dataset gives no captions", field="data.name", fix="use a captioned dataset (mnist-captions, emoji, ...)")
+        return batch["text_embeddings"]
+    return None

@@ -34,6 +34,10 @@ FIELD_HELP = {
     "top_k": "Sample only from the k most likely tokens.",
     "top_p": "Sample from the smallest set of tokens whose probability reaches p.",
     "max_tokens": "Length of the generated text, in tokens.",
+    "guidance": "Diffusion: how closely to follow the prompt or class (classifier-free guidance; 1 = none).",
+    "sampler": "Diffusion: ddim (deterministic, few steps) or ddpm (stochastic).",
+    "sample_steps": "Diffusion: denoising steps (DDIM: 10-50).",
+    "interpolate": "Two seeds A, B: images along the path from A's noise to B's.",
 }
 # Fields that vary per image and so do not stop jobs from running together.
 PER_SAMPLE_FIELDS = {"seed", "count", "labels"}
@@ -103,7 +107,9 @@ def describe_checkpoint(name: str, path: str | Path, description: str = "") -> M
         raise ConfigError(f"model family {spec.name!r} does not generate (it declares no request_class)", field=f"models.{name}")
     files = sidecar.get("files", {})
     weights = "ema.safetensors" if "ema.safetensors" in files else "model.safetensors"
-    num_classes = getattr(config.model, "num_classes", None) if getattr(config.model, "conditional", False) else None
+    # The family decides which labels it takes (a conditional GAN's classes, a class-conditional diffusion
+    # model's, or the captioned classes a text-to-image model maps to prompts): ask an unweighted instance.
+    num_classes = getattr(spec.model_class(config.model), "num_classes", None)
     return ModelEntry(
         name=name,
         path=str(path),

@@ -25,10 +25,21 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig
-from aigc.errors import ConfigError
+from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
-from aigc.generation.requests import ImageRequest
-from aigc.models.layers import eval_mode, maybe_spectral_norm, norm_1d, norm_2d, seeded_normal, to_uint8_images
+from aigc.generation.requests import ImageRequest, PromptImageRequest
+from aigc.models.layers import (
+    batch_condition,
+    check_conditioning,
+    eval_mode,
+    maybe_spectral_norm,
+    norm_1d,
+    norm_2d,
+    request_noise,
+    resolve_condition,
+    to_uint8_images,
+    upsampling_plan,
+)
 from aigc.registry import register_model
 from aigc.training.optim import build_optimizer
 
@@ -41,7 +52,11 @@ class GANConfig(BaseConfig):
     channels: Literal[1, 3] = 1  # 1 grayscale, 3 RGB
     latent_dim: int = Field(100, ge=1)  # length of the noise vector z
     width: int = Field(64, ge=4)  # conv: channels of the widest-resolution layer; mlp: hidden units / 4
-    conditional: bool = False  # generate a requested class (needs labelled data)
+    conditional: bool = False  # generate a requested class or prompt (needs labelled or captioned data)
+    condition_source: Literal["class"] = "class"  # what a conditional GAN is told (prompts: the t2i-cgan family)
+    prompt_encoder: str = "use-multilingual"  # condition_source = "text": a frozen encoder (`aigc.prompts`)
+    text_embedding_dim: int | None = Field(None, ge=1)  # condition_source = "text": filled in from the captioned dataset
+    class_prompts: list[str] | None = None  # captioned classes: the prompt that `labels` stand for, from the dataset
     num_classes: int | None = Field(None, ge=2)  # filled in from the dataset when left empty
     label_embedding_dim: int = Field(32, ge=1)  # size of the learned label embedding fed to the generator
     conditioning: Literal["concat", "projection"] = "projection"  # how the discriminator sees the label
@@ -59,6 +74,8 @@ class GANConfig(BaseConfig):
         if self.gradient_penalty > 0 and self.discriminator_norm == "batch":
             # BatchNorm mixes samples, so d D(x_i)/d x_i is no longer a per-sample gradient (WGAN-GP paper, §4).
             raise ValueError("gradient_penalty needs a per-sample discriminator: set discriminator_norm to 'layer' or 'none'")
+        if self.conditional and self.condition_source == "text" and self.conditioning == "concat":
+            raise ValueError("a text-conditioned discriminator sees the prompt by projection: set conditioning to 'projection'")
         if self.architecture == "dcgan" and self.image_size % 4:
             raise ValueError(f"dcgan needs image_size divisible by 4 (got {self.image_size}); try 28, 32 or 64")
         return self
@@ -71,6 +88,10 @@ class DCGANConfig(GANConfig):
 
 class CGANConfig(DCGANConfig):
     conditional: bool = True
+
+
+class T2ICGANConfig(CGANConfig):
+    condition_source: Literal["text"] = "text"  # a prompt, embedded by the frozen `prompt_encoder`
 
 
 class WGANConfig(DCGANConfig):
@@ -87,15 +108,6 @@ class WGANGPConfig(DCGANConfig):
 
 
 # ------------------------------------------------------------------------------------------ networks
-
-
-def upsampling_plan(image_size: int) -> tuple[int, int]:
-    """(doublings, base size): the most stride-2 steps that keep an integer base of at least 4 pixels.
-    28 -> (2, 7), 32 -> (3, 4), 64 -> (4, 4)."""
-    doublings = 0
-    while image_size % (2 ** (doublings + 1)) == 0 and image_size // 2 ** (doublings + 1) >= 4:
-        doublings += 1
-    return doublings, image_size // 2**doublings
 
 
 class ConvGenerator(nn.Module):
@@ -181,12 +193,39 @@ class MLPFeatures(nn.Module):
         return self.body(images.flatten(1))
 
 
+class StandardizedText(nn.Module):
+    """Prompt embeddings share a large common direction; standardise each dimension with running statistics
+    of the training captions (as `layers.ConditionEmbedding` does) so that what differs reaches the network,
+    then divide by sqrt(dim) so the vector keeps about unit norm (a projection discriminator's logits grow
+    with it: unscaled, they reached +-30 within 300 steps)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.standardize = nn.BatchNorm1d(dim, affine=False, momentum=None)
+        self.scale = dim**-0.5
+
+    def forward(self, embeddings: Tensor) -> Tensor:
+        return self.standardize(embeddings) * self.scale
+
+
+def standardize_text(dim: int) -> nn.Module:
+    return StandardizedText(dim)
+
+
 class Generator(nn.Module):
     """noise (+ label embedding) -> image in [-1, 1]."""
 
     def __init__(self, config: GANConfig):
         super().__init__()
-        self.label_embedding = nn.Embedding(config.num_classes, config.label_embedding_dim) if config.conditional else None
+        self.label_embedding = None
+        if config.conditional and config.condition_source == "class":
+            self.label_embedding = nn.Embedding(config.num_classes, config.label_embedding_dim)
+        elif config.conditional:  # a prompt embedding [B, D] -> [B, label_embedding_dim]
+            self.label_embedding = nn.Sequential(
+                standardize_text(config.text_embedding_dim),
+                nn.Linear(config.text_embedding_dim, config.label_embedding_dim), nn.LeakyReLU(0.2, True),
+                nn.Linear(config.label_embedding_dim, config.label_embedding_dim),
+            )
         in_features = config.latent_dim + (config.label_embedding_dim if config.conditional else 0)
         network = ConvGenerator if config.architecture == "dcgan" else MLPGenerator
         self.network = network(config, in_features)
@@ -212,11 +251,14 @@ class Discriminator(nn.Module):
             self.features = MLPFeatures(config, config.channels * config.image_size**2 + extra)
         self.head = maybe_spectral_norm(nn.Linear(self.features.out_features, 1), config.spectral_norm)
         # Projection discriminator: logit = psi(phi(x)) + <embed(y), phi(x)>  (Miyato & Koyama 2018, eq. 3)
-        self.label_projection = (
-            maybe_spectral_norm(nn.Embedding(config.num_classes, self.features.out_features), config.spectral_norm)
-            if self.project
-            else None
-        )
+        self.label_projection = None
+        if self.project and config.condition_source == "class":
+            self.label_projection = maybe_spectral_norm(nn.Embedding(config.num_classes, self.features.out_features), config.spectral_norm)
+        elif self.project:  # text: the same inner product, with a linear map of the prompt embedding
+            self.label_projection = nn.Sequential(
+                standardize_text(config.text_embedding_dim),
+                maybe_spectral_norm(nn.Linear(config.text_embedding_dim, self.features.out_features, bias=False), config.spectral_norm),
+            )
         self.flat_input = config.architecture == "mlp"
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -291,12 +333,14 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 class GAN(nn.Module):
     """A generator and a discriminator trained against each other; the loop steps each optimizer."""
 
-    request_class = ImageRequest  # what generate() takes (the CLI and the studio build it from user input)
+    # What generate() takes (the CLI and the studio build it from user input). generate() also accepts a
+    # LatentImageRequest, whose `interpolate` walks between two seeds' noise (Python API).
+    request_class = ImageRequest
 
     def __init__(self, config: GANConfig):
         super().__init__()
-        if config.conditional and config.num_classes is None:
-            raise ConfigError("a conditional GAN needs the number of classes", field="model.num_classes", fix="use a labelled dataset or set model.num_classes")
+        if config.conditional:
+            check_conditioning(config, config.condition_source)
         self.config = config
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
@@ -307,8 +351,20 @@ class GAN(nn.Module):
         self.register_buffer("discriminator_updates", torch.zeros((), dtype=torch.long))
 
     @property
+    def condition_kind(self) -> str:
+        """What generation is conditioned on: "none", "class" or "text"."""
+        return self.config.condition_source if self.config.conditional else "none"
+
+    @property
     def num_classes(self) -> int | None:
-        return self.config.num_classes if self.config.conditional else None
+        if self.condition_kind == "class":
+            return self.config.num_classes
+        if self.condition_kind == "text" and self.config.class_prompts is not None:
+            return len(self.config.class_prompts)  # captioned classes: labels stand for their captions
+        return None
+
+    def batch_condition(self, batch: dict[str, Tensor]) -> Tensor | None:
+        return batch_condition(self.config, batch, self.condition_kind) if self.config.conditional else None
 
     def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         return {
@@ -319,7 +375,7 @@ class GAN(nn.Module):
     def training_step(self, batch: dict[str, Tensor]) -> Iterator[tuple[str, Tensor, dict[str, Tensor]]]:
         config = self.config
         real = batch["images"]  # [B, C, H, W] in [-1, 1]
-        labels = batch["labels"] if config.conditional else None  # fakes get the real batch's labels
+        labels = self.batch_condition(batch)  # labels or prompt embeddings; fakes get the real batch's
         noise = torch.randn(real.shape[0], config.latent_dim, device=real.device)
         update_generator = (int(self.discriminator_updates) + 1) % config.critic_steps == 0
 
@@ -355,7 +411,7 @@ class GAN(nn.Module):
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Losses on held-out real images; a train/val gap in `real_score` shows a memorising discriminator."""
         real = batch["images"]
-        labels = batch["labels"] if self.config.conditional else None
+        labels = self.batch_condition(batch)
         with eval_mode(self):
             fake = self.generator(torch.randn(real.shape[0], self.config.latent_dim, device=real.device), labels)
             real_logits = self.discriminator(real, labels)
@@ -366,46 +422,58 @@ class GAN(nn.Module):
             "real_score": real_logits.mean(),
         }
 
-    def preview_request(self) -> ImageRequest:
+    def preview_request(self):
         """What the loop's sample grids show: 64 fixed seeds; for conditional models a column per class."""
         if self.num_classes is not None:
-            return ImageRequest(count=self.num_classes * 8, seed=0)  # labels cycle 0..K-1
-        return ImageRequest(count=64, seed=0)
+            return self.request_class(count=self.num_classes * 8, seed=0)  # labels cycle 0..K-1
+        if self.condition_kind == "text":
+            return self.request_class(count=16, seed=0, prompt="a smiling face")
+        return self.request_class(count=64, seed=0)
 
     @torch.no_grad()
-    def generate(self, request: ImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
+    def generate(self, request: PromptImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
         """Images for a request. Image i uses seed `request.seed + i`, so it can be regenerated alone;
-        with `generator` given, all noise comes from it instead."""
+        `interpolate=(A, B)` walks from seed A's noise to seed B's; with `generator` given, all noise
+        comes from it instead."""
+        if not isinstance(request, PromptImageRequest):
+            request = PromptImageRequest.model_validate(request.model_dump(exclude_unset=True))
+        if request.guidance is not None:
+            raise AigcError("guidance applies to diffusion models; a GAN's generator maps noise directly", field="guidance", fix="leave --guidance out")
         device = next(self.parameters()).device
-        labels = request.labels_for(self.num_classes)
-        seeds = [request.seed + index for index in range(request.count)]
-        if generator is None:
-            noise = seeded_normal(seeds, (self.config.latent_dim,), device)
-        else:
-            noise = torch.randn(request.count, self.config.latent_dim, generator=generator).to(device)
-        label_tensor = None if labels is None else torch.tensor(labels, device=device)
+        condition, labels, prompts = resolve_condition(self, request, device, self.condition_kind)
+        noise, seeds, _ = request_noise(request, (self.config.latent_dim,))
+        if generator is not None:
+            noise = torch.randn(request.count, self.config.latent_dim, generator=generator)
         with eval_mode(self):
-            images = self.generator(noise, label_tensor)
+            images = self.generator(noise.to(device), condition)
         provenance = getattr(self, "provenance", {})
+        parameters = {k: v for k, v in provenance.items() if k != "model"}
+        if prompts is not None:
+            parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
+            parameters["prompt_encoder"] = self.config.prompt_encoder
+        if request.interpolate is not None:
+            parameters["interpolate"] = list(request.interpolate)
         return ImageBatch(
             images=to_uint8_images(images).numpy(),
             seeds=seeds,
             labels=labels,
             model=provenance.get("model", self.family_name),
-            parameters={k: v for k, v in provenance.items() if k != "model"},
+            parameters=parameters,
         )
 
     family_name = "gan"
 
 
-def _register(name: str, config: type[GANConfig], description: str) -> None:
-    # One class serves every variant; a subclass per name keeps `family_name` right in artifacts.
-    variant = type(f"{name.replace('-', '_').upper()}Model", (GAN,), {"family_name": name, "__doc__": description})
+def _register(name: str, config: type[GANConfig], description: str, request_class: type = ImageRequest) -> None:
+    # One class serves every variant; a subclass per name keeps `family_name` (and what it takes) right.
+    attributes = {"family_name": name, "__doc__": description, "request_class": request_class}
+    variant = type(f"{name.replace('-', '_').upper()}Model", (GAN,), attributes)
     register_model(name, modality="image", config=config, description=description)(variant)
 
 
 _register("gan", GANConfig, "MLP GAN, non-saturating loss (Goodfellow et al. 2014)")
 _register("dcgan", DCGANConfig, "Deep convolutional GAN (Radford et al. 2015)")
 _register("cgan", CGANConfig, "Class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)")
+_register("t2i-cgan", T2ICGANConfig, "Text-to-image conditional DCGAN: a frozen prompt encoder's embedding conditions the generator and a projection discriminator", PromptImageRequest)
 _register("wgan", WGANConfig, "Wasserstein GAN: weight clipping, RMSprop, 5 critic steps (Arjovsky et al. 2017)")
 _register("wgan-gp", WGANGPConfig, "WGAN with gradient penalty, layer-normalised critic (Gulrajani et al. 2017)")

@@ -162,6 +162,8 @@ def _chunks(request: Any, entry, size: int) -> list[tuple[int, Any]]:
     count, seed = getattr(request, "count", None), getattr(request, "seed", None)
     if entry.modality != "image" or count is None or seed is None or count <= size:  # (beam search ranks a whole set)
         return [(0, request)]
+    if getattr(request, "interpolate", None) is not None or isinstance(getattr(request, "prompt", None), list):
+        return [(0, request)]  # a latent walk is one path; per-image prompts would need slicing too
     labels = request.labels_for(entry.num_classes) if hasattr(request, "labels_for") else getattr(request, "labels", None)
     steps = []
     for start in range(0, count, size):

