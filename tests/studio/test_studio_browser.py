@@ -138,9 +138,10 @@ def test_text_streams_into_the_page_as_it_is_generated(serve, browser, tiny_runs
     page = browser.new_page()
     page.goto(base)
     page.wait_for_selector("[data-testid=model] option[value=poet]", state="attached")
+    page.select_option("[data-testid=model]", "poet")  # the zoo's models are listed too
     assert page.locator("[data-testid=field-prompt]").evaluate("e => e.tagName") == "TEXTAREA"
     page.fill("[data-testid=field-prompt]", "once upon")
-    page.fill("[data-testid=field-max_tokens]", "1500")
+    page.fill("[data-testid=field-max_tokens]", "8000")  # long enough (seconds) that the page sees it stream
     page.uncheck("[data-testid=field-stop_at_eos]")
     page.click("[data-testid=generate]")
     page.wait_for_function("() => (document.querySelector('[data-testid=stream]')?.textContent || '').length > 0")
