@@ -33,31 +33,29 @@ from aigc.data import load_dataset
 from aigc.models.text.common import evaluate_split
 from aigc.training.callbacks import Callback
 from aigc.training.loop import fit
+from budget_steps import steps_per_second  # benchmarks/ is on sys.path: scripts run from it
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=100"]
 
 
 class Timer(Callback):
-    def __init__(self, warmup: int = 0):
-        self.warmup, self.first, self.last, self.steps, self.start = warmup, None, None, 0, None
+    """Seconds from the start of training to its last step (data loading before fit is not counted)."""
+
+    def __init__(self):
+        self.start = self.last = None
 
     def on_fit_start(self, state):
         self.start = time.perf_counter()
 
     def on_step_end(self, state):
-        now = time.perf_counter()
-        if state.step == self.warmup:
-            self.first = now
-        self.last, self.steps = now, state.step
+        self.last = time.perf_counter()
 
 
 def calibrate(preset: str, overrides: list[str], seconds: float) -> float:
-    timer = Timer(warmup=5)
-    config = load_config(preset, overrides + QUIET + [f"train.max_minutes={seconds / 60}", "train.max_steps=1000000", "train.warmup_steps=0"])
-    with tempfile.TemporaryDirectory() as folder:
-        fit(config, Path(folder) / "run", callbacks=[timer])
-    return (timer.steps - timer.warmup) / (timer.last - timer.first)
+    """Training steps per wall-clock second, measured by budget_steps.py's short run."""
+    wall, _cpu = steps_per_second(preset, overrides + ["train.warmup_steps=0"], seconds)
+    return wall
 
 
 def main() -> None:

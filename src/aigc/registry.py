@@ -78,15 +78,15 @@ def _import_builtins() -> None:
     importlib.import_module("aigc.data")
 
 
+def _lookup(table: dict[str, Any], name: str, what: str, field: str) -> Any:
+    if name not in table:
+        raise ConfigError(f"unknown {what} {name!r}", field=field, fix=f"use one of: {', '.join(sorted(table))}")
+    return table[name]
+
+
 def get_model(name: str) -> ModelSpec:
     _import_builtins()
-    if name not in _MODELS:
-        raise ConfigError(
-            f"unknown model family {name!r}",
-            field="family",
-            fix=f"use one of: {', '.join(sorted(_MODELS))}",
-        )
-    return _MODELS[name]
+    return _lookup(_MODELS, name, "model family", "family")
 
 
 def list_models() -> list[ModelSpec]:
@@ -96,13 +96,7 @@ def list_models() -> list[ModelSpec]:
 
 def get_dataset(name: str) -> DatasetSpec:
     _import_builtins()
-    if name not in _DATASETS:
-        raise ConfigError(
-            f"unknown dataset {name!r}",
-            field="data.name",
-            fix=f"use one of: {', '.join(sorted(_DATASETS))}",
-        )
-    return _DATASETS[name]
+    return _lookup(_DATASETS, name, "dataset", "data.name")
 
 
 def list_datasets() -> list[DatasetSpec]:
@@ -141,13 +135,7 @@ def register_prompt_encoder(name: str, *, dim: int, languages: str, source: str,
 
 def get_prompt_encoder(name: str) -> PromptEncoderSpec:
     importlib.import_module("aigc.prompts")
-    if name not in _PROMPT_ENCODERS:
-        raise ConfigError(
-            f"unknown prompt encoder {name!r}",
-            field="model.prompt_encoder",
-            fix=f"use one of: {', '.join(sorted(_PROMPT_ENCODERS))}",
-        )
-    return _PROMPT_ENCODERS[name]
+    return _lookup(_PROMPT_ENCODERS, name, "prompt encoder", "model.prompt_encoder")
 
 
 def list_prompt_encoders() -> list[PromptEncoderSpec]:

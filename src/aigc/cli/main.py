@@ -249,10 +249,14 @@ def data_show(
 
     spec = get_dataset(name)
     console.print(f"[bold]{spec.name}[/]: {spec.description}\nsource: {spec.source}")
-    # What a model would tell the data: image geometry, or a tokenizer and sequence lengths (families' defaults).
+    from aigc.models.text.rnn import RNNConfig
+    from aigc.models.text.seq2seq import Seq2SeqConfig
+
+    # What a model would tell the data: image geometry, or a tokenizer and sequence lengths (the families' defaults).
+    pairs = Seq2SeqConfig(tokenizer_kind=tokenizer)
     model = SimpleNamespace(
-        image_size=image_size, channels=channels, tokenizer=None, tokenizer_kind=tokenizer, max_vocab=8192,
-        context_length=128, max_source_length=128, max_target_length=32,
+        image_size=image_size, channels=channels, **pairs.model_dump(include={"tokenizer", "tokenizer_kind", "max_vocab", "max_source_length", "max_target_length"}),
+        context_length=RNNConfig().context_length,
     )
     bundle = load_dataset(DataConfig(name=name, path=path), model)
     for key, value in bundle.describe().items():

