@@ -219,3 +219,41 @@ def test_the_zoo_cgan_draws_the_requested_digit_in_varied_ways():
     assert (predicted == np.asarray(batch.labels)).mean() >= 0.95
     threes = model.generate(aigc.ImageRequest(count=64, seed=0, labels=[3])).images.astype(np.float32) / 255
     assert threes.std(axis=0).mean() > 0.08  # real MNIST threes: 0.16
+
+
+def test_conditioning_augmentation_samples_the_prompt_condition_and_its_kl_is_the_gaussian_one():
+    """StackGAN's conditioning augmentation: c = mu + sigma * epsilon with KL(N(mu, sigma^2) || N(0, I))."""
+    from aigc.models.image.gan import ConditioningAugmentation
+
+    augmentation = ConditioningAugmentation(text_dim=4, out_features=2).eval()
+    augmentation.standardize.standardize.running_mean.zero_()  # eval mode: standardising is the identity
+    augmentation.standardize.standardize.running_var.fill_(1.0)
+    with torch.no_grad():
+        augmentation.moments.weight.zero_()
+        augmentation.moments.bias.copy_(torch.tensor([1.0, -2.0, 0.0, 2.0]))  # mu = (1, -2), log sigma^2 = (0, 2)
+    condition, kl = augmentation(torch.zeros(3, 4), torch.ones(3, 2))
+    torch.testing.assert_close(condition, torch.tensor([[2.0, -2.0 + 2.718281828]]).expand(3, 2))
+    # by hand: 0.5 * [(1 + 1 - 1 - 0) + (4 + e^2 - 1 - 2)]
+    assert kl.item() == pytest.approx(0.5 * (1 + (1 + 7.389056)), rel=1e-5)
+
+
+def test_text_generator_draws_its_condition_from_the_seed_and_hears_it_at_the_noise_scale():
+    """A t2i-cgan generator fed a deterministic, 100x-too-weak prompt embedding ignored its noise (one image
+    per prompt) or ignored the prompt (13% of images followed it): the condition is sampled from the seed's
+    own epsilon, and starts at a scale comparable with z's."""
+    from aigc.models.image.gan import T2ICGANConfig
+
+    torch.manual_seed(0)
+    model = GAN(T2ICGANConfig(image_size=28, width=16, text_embedding_dim=32))
+    generator = model.generator
+    assert generator.noise_dim == model.config.latent_dim + model.config.label_embedding_dim
+    prompts = torch.randn(64, 32)
+    noise = torch.randn(64, generator.noise_dim)
+    inputs, kl = generator.network_input(noise, prompts)
+    z, condition = inputs[:, : model.config.latent_dim], inputs[:, model.config.latent_dim :]
+    torch.testing.assert_close(z, noise[:, : model.config.latent_dim])
+    assert condition.std().item() > 0.2 * z.std().item() and kl.item() > 0
+    # same prompt, other epsilon -> other condition
+    other = noise.clone()
+    other[:, model.config.latent_dim :] = torch.randn(64, model.config.label_embedding_dim)
+    assert not torch.allclose(generator.network_input(other, prompts)[0][:, model.config.latent_dim :], condition)

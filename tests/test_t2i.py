@@ -76,7 +76,7 @@ def test_prompts_in_english_and_chinese_make_images_and_travel_in_the_png(family
         if family == "t2i-diffusion":
             outputs = model.unet(torch.zeros(2, 1, 8, 8), torch.tensor([50, 50]), model.condition(prompts))
         else:
-            outputs = model.generator(torch.zeros(2, model.config.latent_dim), prompts)
+            outputs = model.generator(torch.zeros(2, model.generator.noise_dim), prompts)
     assert not torch.allclose(outputs[0], outputs[1])
     path = batch.save_grid(tmp_path / "grid.png")
     parameters = json.loads(read_png_text(path)["parameters"])
