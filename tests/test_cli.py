@@ -48,6 +48,29 @@ def test_generate_writes_byte_identical_pngs_for_a_seed_with_metadata(cgan_run, 
     assert single["seed"] == "6" and single["label"] == "7"
 
 
+def test_generate_walks_a_gan_latent_between_two_seeds_from_the_cli(cgan_run, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import aigc as api
+
+    path = tmp_path / "walk.png"
+    result = aigc("generate", str(cgan_run), "--interpolate", "3,7", "--steps", "5", "--label", "2", "--out", str(path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(read_png_text(path)["parameters"])["interpolate"] == [3, 7]
+    with Image.open(path) as picture:
+        grid = np.asarray(picture)
+    model = api.load(cgan_run)
+    walk = model.generate(model.request_class(count=5, interpolate=(3, 7), labels=[2])).images
+    size = walk.shape[1]
+    ends = [model.generate(model.request_class(count=1, seed=s, labels=[2])).images[0] for s in (3, 7)]
+    np.testing.assert_array_equal(walk[0], ends[0])  # the walk starts at seed 3's image and ends at seed 7's
+    np.testing.assert_array_equal(walk[-1], ends[1])
+    assert not np.array_equal(walk[2], ends[0]) and not np.array_equal(walk[2], ends[1])
+    first = grid[2 : 2 + size, 2 : 2 + size]  # one row, 2-pixel padding
+    np.testing.assert_array_equal(first.reshape(size, size, -1)[..., :1], ends[0])
+
+
 def test_generate_rejects_a_label_out_of_range(cgan_run, tmp_path):
     result = aigc("generate", str(cgan_run), "--label", "12", "--out", str(tmp_path / "x.png"))
     assert result.returncode == 2

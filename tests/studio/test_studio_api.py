@@ -51,7 +51,7 @@ def test_job_runs_and_its_artifacts_match_a_direct_call(make_client, database_ur
         assert parsed["Seed"] == str(artifact["seed"]) and parsed["Model"] == "digits" and parsed["Label"] == "7"
         assert parsed["Model hash"] == artifact["checkpoint_sha256"] and parsed["Size"] == "8x8"
     meta = client.get(f"/api/v1/artifacts/{artifacts[0]['id']}").json()
-    assert meta["parameters"]["request"] == {"count": 12, "seed": 40, "labels": [7]} and meta["model"] == "digits"
+    assert meta["parameters"]["request"] == {"count": 12, "seed": 40, "labels": [7], "interpolate": None} and meta["model"] == "digits"
     download = client.get(artifacts[0]["url"], params={"download": "true"})
     assert download.headers["content-disposition"].startswith("attachment")
 

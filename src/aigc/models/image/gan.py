@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from aigc.config import BaseConfig, OptimConfig
 from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
-from aigc.generation.requests import ImageRequest, PromptImageRequest
+from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.layers import (
     batch_condition,
     check_conditioning,
@@ -371,9 +371,9 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, label
 class GAN(nn.Module):
     """A generator and a discriminator trained against each other; the loop steps each optimizer."""
 
-    # What generate() takes (the CLI and the studio build it from user input). generate() also accepts a
-    # LatentImageRequest, whose `interpolate` walks between two seeds' noise (Python API).
-    request_class = ImageRequest
+    # What generate() takes (the CLI and the studio build it from user input): count, seed, labels, and
+    # `interpolate`, a walk between two seeds' noise.
+    request_class = LatentImageRequest
 
     def __init__(self, config: GANConfig):
         super().__init__()
@@ -509,7 +509,7 @@ class GAN(nn.Module):
     family_name = "gan"
 
 
-def _register(name: str, config: type[GANConfig], description: str, request_class: type = ImageRequest) -> None:
+def _register(name: str, config: type[GANConfig], description: str, request_class: type = LatentImageRequest) -> None:
     # One class serves every variant; a subclass per name keeps `family_name` (and what it takes) right.
     attributes = {"family_name": name, "__doc__": description, "request_class": request_class}
     variant = type(f"{name.replace('-', '_').upper()}Model", (GAN,), attributes)
