@@ -49,6 +49,13 @@ def test_beam_search_and_bad_options(gpt_run, tmp_path):
                                  "--out", str(tmp_path / "beams.txt")])
     assert result.exit_code == 0, result.output
     assert len(json.loads((tmp_path / "beams.json").read_text(encoding="utf-8"))["texts"]) == 2
+    result = runner.invoke(app, ["generate", str(gpt_run), "--prompt", "a", "--beams", "2", "--max-tokens", "6", "--min-tokens", "6",
+                                 "--length-penalty", "0", "--out", str(tmp_path / "long.txt")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "long.json").read_text(encoding="utf-8"))
+    assert record["token_counts"] == [6] and record["parameters"]["min_tokens"] == 6 and record["parameters"]["length_penalty"] == 0
+    bad = runner.invoke(app, ["generate", str(gpt_run), "--max-tokens", "3", "--min-tokens", "4"])
+    assert bad.exit_code != 0 and "min_tokens" in str(bad.exception or bad.output)
     bad = runner.invoke(app, ["generate", str(gpt_run), "--top-p", "1.5"])
     assert bad.exit_code != 0 and "top_p" in str(bad.exception or bad.output)
     label = runner.invoke(app, ["generate", str(gpt_run), "--label", "3"])

@@ -191,3 +191,18 @@ def test_streaming_holds_back_a_character_until_all_its_bytes_have_come():
     stream = decoding.sample(start, TextRequest(temperature=0), bpe, None)
     pieces = list(stream)
     assert pieces == ["明", "月"] and stream.result.finish_reason == "eos"
+
+
+def test_min_tokens_holds_back_eos_in_sampling_and_in_beam_search():
+    """A weak model that gives <eos> 0.6 at once: beam search returns the empty text (log 0.6 beats any
+    continuation) unless min_tokens holds <eos> back; afterwards <eos> is allowed again."""
+    a = ids("a")[0]
+    start = starter({}, {EOS: 0.6, a: 0.4})
+    empty = decoding.beam_search(start, TextRequest(num_beams=2, max_tokens=5), TOKENIZER)
+    assert empty[0].text == "" and empty[0].finish_reason == "eos"
+    held = decoding.beam_search(start, TextRequest(num_beams=2, max_tokens=5, min_tokens=2), TOKENIZER)
+    assert held[0].text == "aa" and held[0].finish_reason == "eos"
+    greedy = decoding.sample_to_end(start, TextRequest(temperature=0, min_tokens=3), TOKENIZER, None)
+    assert (greedy.text, greedy.finish_reason) == ("aaa", "eos")
+    with pytest.raises(ValueError, match="min_tokens"):
+        TextRequest(max_tokens=3, min_tokens=4)

@@ -64,11 +64,13 @@ def generate(
     steps: Optional[int] = typer.Option(None, "--steps", help="With --interpolate: the number of images along the walk (default 8)."),
     reconstruct: Optional[int] = typer.Option(None, "--reconstruct", help="VAE: encode and decode the first N test images (originals above, reconstructions below)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Text: new tokens at most (default 200)."),
+    min_tokens: Optional[int] = typer.Option(None, "--min-tokens", help="Text: new tokens at least (<eos> is held back until then)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Text: 0 = greedy; higher = more varied (default 1)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Text: sample among the k most likely tokens."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Text: nucleus sampling, the smallest set with probability >= p."),
     repetition_penalty: Optional[float] = typer.Option(None, "--repetition-penalty", help="Text: > 1 discourages repeats."),
     beams: Optional[int] = typer.Option(None, "--beams", help="Text: beam search with this many beams."),
+    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text, beam search: rank beams by score / length**P (default 1; 0 = raw log-probability)."),
     stop: list[str] = typer.Option([], "--stop", help="Text: stop at this string (repeatable)."),
     stream: bool = typer.Option(False, "--stream", help="Text: print the text as it is generated."),
 ) -> None:
@@ -88,9 +90,9 @@ def generate(
     if pair is not None:
         count = steps if steps is not None else 8
     given = {
-        "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens,
+        "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": min_tokens,
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
-        "num_beams": beams, "stop": stop or None, "guidance": guidance, "sampler": sampler,
+        "num_beams": beams, "length_penalty": length_penalty, "stop": stop or None, "guidance": guidance, "sampler": sampler,
         "sample_steps": sample_steps, "interpolate": pair,
     }
     # Each family says what it accepts (its request class); an option it does not take is an error.

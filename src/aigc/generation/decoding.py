@@ -13,7 +13,7 @@ Sampling runs one sequence at a time with its own `torch.Generator` (sample i of
 Beam search runs the beams as the rows of one session and is deterministic.
 
 Processing order of the logits at each step (the usual one, as in Hugging Face `generate`):
-    1. never emit <pad>, <bos> or <unk> (nor <eos> when the request ignores it)
+    1. never emit <pad>, <bos> or <unk> (nor <eos> when the request ignores it or before `min_tokens`)
     2. repetition penalty over the prompt and the text so far (Keskar et al. 2019, CTRL, §4.1,
        https://arxiv.org/abs/1909.05858): a seen token's logit is divided by the penalty when positive,
        multiplied when negative
@@ -59,11 +59,14 @@ class Decoded:
 # Logit processing (steps 1-5)
 
 
-def forbid_special_tokens(logits: Tensor, request: TextRequest) -> Tensor:
+def forbid_special_tokens(logits: Tensor, request: TextRequest, generated: int = 0) -> Tensor:
+    """`generated`: new tokens so far. Before `request.min_tokens` of them <eos> is forbidden too — a weak
+    model's beam search otherwise prefers the empty answer, whose one log-probability beats any sum of
+    several (the "empty translation" problem, Stahlberg & Byrne 2019, https://arxiv.org/abs/1908.10090)."""
     logits[..., PAD] = float("-inf")
     logits[..., BOS] = float("-inf")
     logits[..., UNK] = float("-inf")  # a model may have learned <unk>, but a reader never wants U+FFFD
-    if not request.stop_at_eos:
+    if not request.stop_at_eos or generated < request.min_tokens:
         logits[..., EOS] = float("-inf")
     return logits
 
@@ -100,9 +103,10 @@ def apply_top_p(logits: Tensor, p: float | None) -> Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def next_token_distribution(logits: Tensor, history: Sequence[Sequence[int]], request: TextRequest) -> Tensor:
-    """Steps 1-5: processed logits [rows, vocab] ready for argmax (greedy) or softmax sampling."""
-    logits = forbid_special_tokens(logits.float().clone(), request)
+def next_token_distribution(logits: Tensor, history: Sequence[Sequence[int]], request: TextRequest, generated: int = 0) -> Tensor:
+    """Steps 1-5: processed logits [rows, vocab] ready for argmax (greedy) or softmax sampling; `history` is
+    each row's prompt + new tokens, `generated` the number of new tokens (the same for every row)."""
+    logits = forbid_special_tokens(logits.float().clone(), request, generated)
     logits = apply_repetition_penalty(logits, history, request.repetition_penalty)
     if request.greedy:
         return logits
@@ -193,7 +197,7 @@ def sample(
         session, logits = start(1)
         reason = "length"
         for _ in range(request.max_tokens):
-            processed = next_token_distribution(logits, [list(prompt_ids) + tracker.ids], request)[0]
+            processed = next_token_distribution(logits, [list(prompt_ids) + tracker.ids], request, len(tracker.ids))[0]
             token = choose_token(processed, request, generator)
             if token == EOS:
                 reason = "eos"
@@ -256,7 +260,7 @@ def beam_search(
     scoring = request.model_copy(update={"temperature": 0.0})  # beams score raw (penalised) log-probabilities
     for step in range(request.max_tokens):
         history = [list(prompt_ids) + beam for beam in beams]
-        processed = next_token_distribution(logits, history, scoring)
+        processed = next_token_distribution(logits, history, scoring, step)
         log_probs = processed.log_softmax(dim=-1)  # [width, vocab]
         candidates = (beam_scores[:, None] + log_probs).view(-1)
         top_scores, top_ids = torch.topk(candidates, min(2 * width, candidates.numel()))

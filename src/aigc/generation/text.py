@@ -27,6 +27,7 @@ class TextRequest(BaseConfig):
     count: int = Field(1, ge=1, le=MAX_SAMPLES)  # number of samples; sample i uses seed + i
     seed: int = Field(0, ge=0, lt=2**63)
     max_tokens: int = Field(200, ge=1, le=MAX_NEW_TOKENS)  # new tokens at most (not counting the prompt)
+    min_tokens: int = Field(0, ge=0, le=MAX_NEW_TOKENS)  # new tokens at least: <eos> is not allowed before
     temperature: float = Field(1.0, ge=0.0, le=100.0)  # 0 = greedy (always the most likely token)
     top_k: int | None = Field(None, ge=1)  # sample only among the k most likely tokens
     top_p: float | None = Field(None, gt=0.0, le=1.0)  # nucleus: the smallest set with probability >= p
@@ -40,6 +41,8 @@ class TextRequest(BaseConfig):
     def _consistent(self) -> "TextRequest":
         if any(not text for text in self.stop):
             raise ValueError("stop strings must not be empty")
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) is more than max_tokens ({self.max_tokens}): lower it or raise max_tokens")
         return self
 
     @property
