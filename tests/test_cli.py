@@ -42,7 +42,7 @@ def test_generate_writes_byte_identical_pngs_for_a_seed_with_metadata(cgan_run, 
     assert digest(first) == digest(second) != digest(other)
     text = read_png_text(first)
     assert text["model"].startswith("cgan:") and text["seed"] == "5,6,7,8" and text["label"] == "7,7,7,7"
-    parameters = json.loads(text["parameters"])
+    parameters = json.loads(text["aigc"])
     assert parameters["labels"] == [7, 7, 7, 7] and parameters["step"] == 4 and len(parameters["checkpoint_sha256"]) == 16
     single = read_png_text(tmp_path / "a-seed6.png")
     assert single["seed"] == "6" and single["label"] == "7"
@@ -57,7 +57,7 @@ def test_generate_walks_a_gan_latent_between_two_seeds_from_the_cli(cgan_run, tm
     path = tmp_path / "walk.png"
     result = aigc("generate", str(cgan_run), "--interpolate", "3,7", "--steps", "5", "--label", "2", "--out", str(path))
     assert result.returncode == 0, result.stderr
-    assert json.loads(read_png_text(path)["parameters"])["interpolate"] == [3, 7]
+    assert json.loads(read_png_text(path)["aigc"])["interpolate"] == [3, 7]
     with Image.open(path) as picture:
         grid = np.asarray(picture)
     model = api.load(cgan_run)
@@ -181,3 +181,16 @@ def test_every_public_name_of_the_package_resolves():
         assert getattr(aigc, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute"):
         aigc.NoSuchThing  # noqa: B018
+
+
+def test_cli_pngs_carry_the_a1111_parameters_that_generation_uis_read(cgan_run, tmp_path):
+    from aigc.generation.metadata import parse_a1111_parameters
+
+    path = tmp_path / "g.png"
+    assert aigc("generate", str(cgan_run), "-n", "3", "--seed", "4", "--label", "2", "--out", str(path)).returncode == 0
+    text = read_png_text(path)
+    parsed = parse_a1111_parameters(text["parameters"])
+    record = json.loads(text["aigc"])
+    assert parsed["Prompt"] == "" and parsed["Seed"] == "4" and parsed["Batch size"] == "3" and parsed["Label"] == "2,2,2"
+    assert parsed["Model hash"] == record["checkpoint_sha256"] and parsed["Step"] == str(record["step"]) == "4"
+    assert parsed["Version"].startswith("aigc ") and record["seeds"] == [4, 5, 6]

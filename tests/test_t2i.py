@@ -79,7 +79,7 @@ def test_prompts_in_english_and_chinese_make_images_and_travel_in_the_png(family
             outputs = model.generator(torch.zeros(2, model.generator.noise_dim), prompts)
     assert not torch.allclose(outputs[0], outputs[1])
     path = batch.save_grid(tmp_path / "grid.png")
-    parameters = json.loads(read_png_text(path)["parameters"])
+    parameters = json.loads(read_png_text(path)["aigc"])
     assert parameters["prompts"] == "手写的数字七" and parameters["prompt_encoder"] == "use-multilingual"
     # labels stand for the classes' first captions
     by_label = model.generate(model.request_class(count=1, seed=5, labels=[7]))
@@ -153,8 +153,12 @@ def test_cli_prompt_guidance_sampler_and_steps(tmp_path):
     result = _cli("generate", str(run), "--prompt", "一个笑脸", "-n", "4", "--guidance", "3", "--seed", "0",
                   "--sampler", "ddim", "--sample-steps", "5", "--out", str(out))
     assert result.exit_code == 0, result.output
-    parameters = json.loads(read_png_text(out)["parameters"])
+    parameters = json.loads(read_png_text(out)["aigc"])
     assert parameters["prompts"] == "一个笑脸" and parameters["guidance"] == 3.0 and parameters["sample_steps"] == 5
+    from aigc.generation.metadata import parse_a1111_parameters
+
+    shown = parse_a1111_parameters(read_png_text(out)["parameters"])  # what a generation UI's PNG info shows
+    assert (shown["Prompt"], shown["CFG scale"], shown["Steps"], shown["Sampler"], shown["Seed"]) == ("一个笑脸", "3.0", "5", "ddim", "0")
     for args, message in (
         (["--prompt", ""], "prompt is empty"),
         (["--prompt", "x", "--guidance", "31"], "request.guidance"),
@@ -171,7 +175,7 @@ def test_cli_interpolation_and_reconstruction(tmp_path):
     result = _cli("generate", str(vae), "--interpolate", "3,7", "--steps", "6")
     assert result.exit_code == 0, result.output
     grid = vae / "generated" / "interpolate-3-7.png"
-    assert json.loads(read_png_text(grid)["parameters"])["interpolate"] == [3, 7]
+    assert json.loads(read_png_text(grid)["aigc"])["interpolate"] == [3, 7]
     from PIL import Image
 
     with Image.open(grid) as picture:

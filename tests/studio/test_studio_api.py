@@ -12,7 +12,7 @@ from studio.studio_helpers import finished, submit
 
 import aigc
 from aigc.generation.requests import ImageRequest
-from aigc.studio.jobs.encode import parse_a1111_parameters
+from aigc.generation.metadata import parse_a1111_parameters
 
 
 def test_models_say_what_they_accept(make_client, database_url):

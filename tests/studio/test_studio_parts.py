@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from aigc.errors import ConfigError
-from aigc.studio.jobs.encode import a1111_parameters, parse_a1111_parameters, read_wav_info, wav_bytes
+from aigc.generation.metadata import a1111_parameters, parse_a1111_parameters
+from aigc.studio.jobs.encode import read_wav_info, wav_bytes
 from aigc.studio.settings import StudioSettings
 from aigc.studio.storage import LocalArtifactStore
 

@@ -1,12 +1,12 @@
 """Typed artifacts returned by `generate`. Images are uint8 NHWC with their provenance attached.
 
-Every PNG written here carries text chunks `model`, `seed`, `label` and `parameters` (JSON), and holds no
-timestamp, so the same seed gives byte-identical files.
+Every PNG written here carries text chunks `model`, `seed`, `label`, `parameters` (the AUTOMATIC1111-style
+text that generation UIs read) and `aigc` (all of it as JSON), written by `generation/metadata.py` as the
+studio writes them, and holds no timestamp, so the same seed gives byte-identical files.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from aigc.files import atomic_write_bytes
+from aigc.generation.metadata import a1111_parameters, png_bytes
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,24 @@ class ImageBatch:
         return Image.fromarray(canvas[..., 0], "L") if channels == 1 else Image.fromarray(canvas, "RGB")
 
     def _png(self, picture: Image.Image, seeds: list[int], labels: list[int] | None) -> bytes:
-        info = PngImagePlugin.PngInfo()
-        info.add_text("model", self.model)
-        info.add_text("seed", ",".join(map(str, seeds)))
-        info.add_text("label", "" if labels is None else ",".join(map(str, labels)))
-        info.add_text("parameters", json.dumps({"model": self.model, "seeds": seeds, "labels": labels, **self.parameters}, sort_keys=True))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG", pnginfo=info, optimize=False)
-        return buffer.getvalue()
+        from aigc import __version__
+
+        record = {"model": self.model, "seeds": seeds, "labels": labels, **self.parameters}
+        prompts = self.parameters.get("prompts") or ""
+        settings = {
+            "Seed": seeds[0], "Size": f"{picture.width}x{picture.height}", "Batch size": len(seeds) if len(seeds) > 1 else None,
+            "Steps": self.parameters.get("sample_steps"), "Sampler": self.parameters.get("sampler"), "CFG scale": self.parameters.get("guidance"),
+            "Model hash": self.parameters.get("checkpoint_sha256"), "Model": self.model, "Step": self.parameters.get("step"),
+            "Label": None if labels is None else ",".join(map(str, labels)), "Version": f"aigc {__version__}",
+        }
+        texts = {
+            "model": self.model,
+            "seed": ",".join(map(str, seeds)),
+            "label": "" if labels is None else ",".join(map(str, labels)),
+            "parameters": a1111_parameters(prompts if isinstance(prompts, str) else prompts[0], "", settings),
+            "aigc": json.dumps(record, sort_keys=True, ensure_ascii=False, default=str),
+        }
+        return png_bytes(picture, texts)
 
     def save_grid(self, path: str | Path, columns: int | None = None) -> Path:
         return atomic_write_bytes(path, self._png(self.grid(columns), self.seeds, self.labels))

@@ -1,19 +1,12 @@
 """Turn what `generate` returns into stored files that carry their own provenance.
 
-Images become one PNG each with a `parameters` text chunk in the format popular generation UIs write and
-read (AUTOMATIC1111 and the tools built on it):
-
-    a prompt, when there is one
-    Negative prompt: what to avoid
-    Seed: 5, Size: 28x28, Model hash: b861dadd13fd2232, Model: cgan-mnist, Label: 7, ..., Version: aigc 0.1.0
-
-plus an `aigc` chunk holding the same as JSON. Audio becomes WAV with the same text in its INFO chunk;
+Images become one PNG each with the `parameters` (AUTOMATIC1111-style) and `aigc` (JSON) text chunks of
+`aigc.generation.metadata`, as the CLI writes them. Audio becomes WAV with the same text in its INFO chunk;
 text becomes UTF-8. Anything else with `save(path)` and `suffix` is stored as the file it writes.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import tempfile
@@ -24,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from aigc import __version__
+from aigc.generation.metadata import a1111_parameters, png_bytes
 
 
 @dataclass
@@ -37,52 +31,6 @@ class Encoded:
     width: int | None = None
     height: int | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-
-
-def _quote(value: Any) -> str:
-    """A1111 quotes a value that holds a comma, colon or newline as a JSON string."""
-    text = str(value)
-    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
-
-
-def a1111_parameters(prompt: str, negative_prompt: str, settings: dict[str, Any]) -> str:
-    lines = []
-    if prompt:
-        lines.append(prompt)
-    if negative_prompt:
-        lines.append(f"Negative prompt: {negative_prompt}")
-    lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in settings.items() if value is not None and value != ""))
-    return "\n".join(lines)
-
-
-def parse_a1111_parameters(text: str) -> dict[str, str]:
-    """The reader's side (as A1111's `parse_generation_parameters`): prompt, negative prompt, then key: value pairs."""
-    import re
-
-    *lines, last = text.strip().split("\n")
-    result: dict[str, str] = {}
-    prompt, negative, in_negative = [], [], False
-    for line in lines:
-        if line.startswith("Negative prompt:"):
-            in_negative = True
-            line = line[len("Negative prompt:") :].strip()
-        (negative if in_negative else prompt).append(line)
-    result["Prompt"] = "\n".join(prompt)
-    result["Negative prompt"] = "\n".join(negative)
-    for key, value in re.findall(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)', last):
-        result[key] = json.loads(value) if value.startswith('"') else value
-    return result
-
-
-def png_bytes(picture, texts: dict[str, str]) -> bytes:
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    for key, value in texts.items():
-        info.add_itxt(key, value) if any(ord(c) > 255 for c in value) else info.add_text(key, value)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
 
 
 def wav_bytes(waveform: np.ndarray, sample_rate: int, info: dict[str, str]) -> bytes:
