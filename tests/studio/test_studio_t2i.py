@@ -23,6 +23,7 @@ def t2i_catalog(tmp_path_factory, tiny_runs):
         "painter": str(train_tiny("t2i-diffusion", root / "t2i").run_dir),
         "noise": str(train_tiny("ddpm", root / "ddpm").run_dir),
         "vae": str(train_tiny("vae", root / "vae").run_dir),
+        "sketcher": str(train_tiny("t2i-cgan", root / "t2i-cgan").run_dir),
     }
     return ModelCatalog.from_paths({**tiny_runs, **runs}), runs
 
@@ -45,6 +46,29 @@ def test_the_form_offers_prompt_guidance_and_sampler(t2i_client):
     noise = {f["name"] for f in models["noise"]["accepts"]}
     assert "labels" not in noise and "sample_steps" in noise
     assert "sampler" not in {f["name"] for f in models["vae"]["accepts"]}
+    sketcher = {f["name"] for f in models["sketcher"]["accepts"]}  # the text-to-image GAN: prompts, no guidance
+    assert {"prompt", "interpolate"} <= sketcher and "guidance" not in sketcher
+    assert "interpolate" in {f["name"] for f in models["digits"]["accepts"]}  # every GAN walks its latent
+
+
+def test_a_text_to_image_gan_job_gives_the_models_own_images(t2i_client, t2i_catalog):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import aigc
+
+    params = {"prompt": "a handwritten three", "count": 3, "seed": 8}
+    done = finished(t2i_client, submit(t2i_client, "sketcher", **params)["id"])
+    assert done["status"] == "succeeded", done
+    model = aigc.load(t2i_catalog[1]["sketcher"])
+    expected = model.generate(model.request_class(**params)).images
+    for index, artifact in enumerate(done["artifacts"]):
+        with Image.open(io.BytesIO(t2i_client.get(artifact["url"]).content)) as picture:
+            assert np.array_equal(np.array(picture), expected[index][..., 0])
+    refused = t2i_client.post("/api/v1/jobs", json={"model": "sketcher", "params": {"prompt": "a cat", "guidance": 3}})
+    assert refused.status_code in (400, 422) and "guidance" in json.dumps(refused.json())
 
 
 def test_a_chinese_prompt_becomes_a_png_that_records_it(t2i_client, t2i_catalog):

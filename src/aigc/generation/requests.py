@@ -73,7 +73,6 @@ class PromptImageRequest(LatentImageRequest):
     """
 
     prompt: str | list[str] | None = None  # "a handwritten seven", "一个笑脸"; a list gives one per image
-    guidance: float | None = Field(None, ge=0.0, le=MAX_GUIDANCE)  # classifier-free guidance scale (None: the model's default)
 
     @field_validator("prompt")
     @classmethod

@@ -25,7 +25,6 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig
-from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.layers import (
@@ -483,8 +482,6 @@ class GAN(nn.Module):
         comes from it instead."""
         if not isinstance(request, PromptImageRequest):
             request = PromptImageRequest.model_validate(request.model_dump(exclude_unset=True))
-        if request.guidance is not None:
-            raise AigcError("guidance applies to diffusion models; a GAN's generator maps noise directly", field="guidance", fix="leave --guidance out")
         device = next(self.parameters()).device
         condition, labels, prompts = resolve_condition(self, request, device, self.condition_kind)
         noise, seeds, _ = request_noise(request, (self.generator.noise_dim,))

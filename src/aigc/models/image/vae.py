@@ -268,8 +268,6 @@ class VAE(nn.Module):
         """Decode z ~ N(0, I) (per-image seeds, or a walk between two seeds with `interpolate`)."""
         if not isinstance(request, PromptImageRequest):
             request = PromptImageRequest.model_validate(request.model_dump(exclude_unset=True))
-        if request.guidance is not None:
-            raise AigcError("guidance applies to diffusion models; a VAE decodes directly", field="guidance", fix="leave --guidance out")
         device = next(self.parameters()).device
         raw_condition, labels, prompts = resolve_condition(self, request, device)
         latents, seeds, _ = request_noise(request, (self.config.latent_dim,))
