@@ -8,6 +8,8 @@
     python benchmarks/image_generative.py prompts RUN [--samples-per-prompt 10] [--sample-steps 25] [--guidance 3]
     # sampling speed of each sampler and step count
     python benchmarks/image_generative.py speed RUN [--count 50]
+    # emoji (no classifier): share of yellow / red pixels for face and heart prompts in both languages
+    python benchmarks/image_generative.py colours RUN [--count 8] [--sample-steps 10]
 
 Each command prints one JSON object and also writes it to RUN/bench-<command>.json. Thread count: set
 OMP_NUM_THREADS (the RESULTS rows use 1). Every FID here uses the same protocol (packaged
@@ -115,6 +117,26 @@ def speed(args) -> dict:
             "load_average": os.getloadavg()[0], "results": rows}
 
 
+COLOUR_PROMPTS = ["a smiling face", "一个笑脸", "a red heart", "一颗红心"]
+
+
+def colour_shares(images) -> dict:
+    """Shares of pixels that are emoji-face yellow and heart red (uint8 [N, H, W, 3])."""
+    r, g, b = (images[..., i].astype(int) for i in range(3))
+    return {"yellow": float(((r > 180) & (g > 130) & (b < 110)).mean()), "red": float(((r > 150) & (g < 90) & (b < 90)).mean())}
+
+
+def colours(args) -> dict:
+    """An emoji model has no classifier to score prompts with; colour is a coarse, checkable proxy:
+    smiling faces are yellow and hearts red, however the prompt is worded."""
+    model = aigc.load(args.run)
+    rows = []
+    for prompt in COLOUR_PROMPTS:
+        request = model.request_class(count=args.count, seed=0, prompt=prompt, guidance=args.guidance, sample_steps=args.sample_steps)
+        rows.append({"prompt": prompt, **{k: round(v, 3) for k, v in colour_shares(model.generate(request).images).items()}})
+    return {"run": args.run, "count": args.count, "sample_steps": args.sample_steps, "guidance": args.guidance, "results": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,8 +154,13 @@ def main() -> None:
     p = commands.add_parser("speed")
     p.add_argument("run")
     p.add_argument("--count", type=int, default=50)
+    p = commands.add_parser("colours")
+    p.add_argument("run")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--sample-steps", type=int, default=10)
+    p.add_argument("--guidance", type=float, default=3.0)
     args = parser.parse_args()
-    result = {"fid": fid, "elbo": elbo, "prompts": prompts, "speed": speed}[args.command](args)
+    result = {"fid": fid, "elbo": elbo, "prompts": prompts, "speed": speed, "colours": colours}[args.command](args)
     _write(args.run, args.command, result)
 
 
