@@ -1,6 +1,6 @@
-"""Make docs/images/studio.png: the studio serving the zoo, after generating a row of threes.
+"""Make docs/images/studio.png: the studio serving the zoo, after drawing "一个笑脸" (a smiling face) with the emoji model.
 
-    .venv/bin/python docs/studio_screenshot.py      (needs Debian chromium and the playwright package)
+    .venv/bin/python docs/studio_screenshot.py      (needs Debian chromium, a CJK font such as fonts-wqy-zenhei, and playwright)
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
                 page = browser.new_page(viewport={"width": 1280, "height": 820})
                 page.goto(url)
-                page.wait_for_selector("[data-testid=model] option[value=cgan-mnist]", state="attached")
-                page.select_option("[data-testid=model]", "cgan-mnist")
+                page.wait_for_selector("[data-testid=model] option[value=t2i-diffusion-emoji]", state="attached")
+                page.select_option("[data-testid=model]", "t2i-diffusion-emoji")
+                page.fill("[data-testid=field-prompt]", "一个笑脸")
                 page.fill("[data-testid=field-count]", "8")
                 page.fill("[data-testid=field-seed]", "0")
-                page.select_option("[data-testid=field-labels]", "3")
                 page.click("[data-testid=generate]")
-                page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth > 0).length === 8")
+                page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth > 0).length === 8", timeout=120_000)
                 page.locator("[data-testid=artifact]").first.click()
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(TARGET), full_page=True)

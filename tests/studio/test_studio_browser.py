@@ -150,3 +150,26 @@ def test_text_streams_into_the_page_as_it_is_generated(serve, browser, tiny_runs
     final = page.locator("[data-testid=artifact] pre").text_content()
     assert len(partial) < len(final) and final.startswith(partial.strip()[:20])  # it grew while running
     assert page.locator("[data-testid=stream]").count() == 0  # replaced by the stored artifact
+
+
+def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, tmp_path):
+    """The diffusion form's sampler starts at "the model's default" (not the first option, DDPM with 1000
+    steps), so a job submitted untouched records no sampler; picking one sends it."""
+    from helpers import train_tiny
+
+    from aigc.studio.catalog import ModelCatalog
+
+    base = serve(ModelCatalog.from_paths({"noise": str(train_tiny("ddpm", tmp_path / "ddpm").run_dir)}))
+    page = browser.new_page()
+    page.goto(base)
+    page.wait_for_selector("[data-testid=model] option[value=noise]", state="attached")
+    page.select_option("[data-testid=model]", "noise")
+    assert page.locator("[data-testid=field-sampler]").input_value() == ""
+    page.fill("[data-testid=field-count]", "2")
+    page.click("[data-testid=generate]")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=artifact] img').length === 2", timeout=60_000)
+    jobs = page.request.get(f"{base}/api/v1/jobs?limit=1").json()["items"]
+    assert jobs[0]["params"]["sampler"] is None and jobs[0]["params"]["count"] == 2
+    page.select_option("[data-testid=field-sampler]", "ddim")
+    page.click("[data-testid=generate]")
+    page.wait_for_function(f"async () => (await (await fetch('{base}/api/v1/jobs?limit=1')).json()).items[0].params.sampler === 'ddim'", timeout=60_000)

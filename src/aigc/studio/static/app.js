@@ -65,8 +65,11 @@ function renderFields(accepts, params) {
       input.dataset.kind = "labels";
     } else if (field.enum) {
       input = document.createElement("select");
+      // An optional choice (no default) starts at "the model's default": picking the first option instead
+      // would send it (sampler "ddpm": 1000 steps where the model's own default is DDIM 50).
+      if (field.default == null) input.append(new Option("the model's default", ""));
       input.append(...field.enum.map((c) => new Option(String(c), String(c))));
-      if (value != null) input.value = String(value);
+      input.value = value != null ? String(value) : "";
     } else if (field.type === "boolean") {
       input = Object.assign(document.createElement("input"), { type: "checkbox", checked: Boolean(value) });
     } else if (field.type === "integer" || field.type === "number") {
