@@ -160,6 +160,11 @@ def test_export_to_a_zoo_and_load_by_name(tmp_path, monkeypatch):
     assert entry.steps == 4 and entry.command == "aigc train dcgan-tiny --set train.ema_decay=0.9"
     folder = tmp_path / "zoo" / "tiny-digits" / "weights"
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "ema.safetensors"]  # no optimizer state
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "ema.safetensors"), "pt") as weights:  # generation never uses the discriminator
+        keys = list(weights.keys())
+    assert any(k.startswith("generator.") for k in keys) and not any(k.startswith("discriminator.") for k in keys)
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
     monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "zoo" / "manifest.json")
     monkeypatch.chdir(tmp_path)

@@ -84,7 +84,8 @@ def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> tor
         weights = "ema" if "ema.safetensors" in files else "model"
     if f"{weights}.safetensors" not in files:
         raise CheckpointError(f"{checkpoint} has no {weights} weights", field="weights", fix=f"use one of: {', '.join(sorted(f.split('.')[0] for f in files if f != 'state.safetensors'))}")
-    ckpt.load_weights(model, ckpt.read_tensors(checkpoint, f"{weights}.safetensors", sidecar), source=str(checkpoint))
+    tensors = ckpt.read_tensors(checkpoint, f"{weights}.safetensors", sidecar)
+    ckpt.load_weights(model, tensors, source=str(checkpoint), left_out=tuple(sidecar.get("left_out", ())))
     model.to(device).eval()
     model.run_config = config
     model.provenance = {

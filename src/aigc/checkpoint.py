@@ -173,10 +173,11 @@ def read_training_state(checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, 
     return unflatten_state(sidecar["training_state"], tensors)
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """load_state_dict with a message that says which keys or shapes disagree."""
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str, left_out: tuple[str, ...] = ()) -> None:
+    """load_state_dict with a message that says which keys or shapes disagree. Keys starting with a
+    `left_out` prefix may be missing (a zoo export without the training-only weights); they keep their init."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    missing = sorted(k for k in set(own) - set(state) if not k.startswith(left_out))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
@@ -191,4 +192,4 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, sour
             f"{source} does not fit the model built from its config: " + "; ".join(details),
             fix="the weights and checkpoint.json come from different runs or versions",
         )
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not left_out)

@@ -5,7 +5,7 @@
     aigc models retrain dcgan-mnist      # trains it again with its recorded command and re-exports it
 
 Each entry is a weights-only checkpoint folder (`checkpoint.json` + `ema.safetensors` or
-`model.safetensors`, sha256-checked on load) and a record in `manifest.json`: the preset and overrides it
+`model.safetensors`, sha256-checked on load, without the weights only training uses: a GAN's discriminator) and a record in `manifest.json`: the preset and overrides it
 was trained with, steps, minutes, metrics and the command that reproduces it.
 """
 
@@ -71,6 +71,13 @@ def export(run_dir: str | Path, name: str, *, preset: str, overrides: list[str],
     stem = "ema" if "ema.safetensors" in sidecar.get("files", {}) else "model"
     tensors = ckpt.read_tensors(source, f"{stem}.safetensors", sidecar)
     kept = {k: sidecar[k] for k in ("family", "modality", "step", "config", "metrics", "data", "world_size", "stop_reason") if k in sidecar}
+    # A zoo model only generates: weights the family marks training-only (a GAN's discriminator) stay out.
+    from aigc.registry import get_model
+
+    left_out = list(getattr(get_model(sidecar["family"]).model_class, "training_only", ()))
+    if left_out:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(left_out))}
+        kept["left_out"] = left_out
     kept["exported_from"] = {"run": str(Path(run_dir)), "checkpoint": source.name, "versions": sidecar.get("versions", {})}
     folder = ckpt.save_checkpoint(zoo_dir / name / "weights", weights={stem: tensors}, training_state=None, sidecar=kept)
     entry = ZooEntry(
