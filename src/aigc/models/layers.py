@@ -48,6 +48,23 @@ def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
+def image_batch(model: nn.Module, images: Tensor, request, seeds: list[int], labels: list[int] | None, prompts: list[str] | None, **settings):
+    """What an image model's generate() returns: uint8 images with the provenance their PNGs record — the
+    checkpoint (from `aigc.load`), the sampling `settings` (sampler, steps, guidance), the prompts and their
+    encoder, and the interpolation."""
+    from aigc.generation.outputs import ImageBatch
+
+    provenance = getattr(model, "provenance", {})
+    parameters = {k: v for k, v in provenance.items() if k != "model"} | settings
+    if prompts is not None:
+        parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
+        parameters["prompt_encoder"] = model.config.prompt_encoder
+    if getattr(request, "interpolate", None) is not None:
+        parameters["interpolate"] = list(request.interpolate)
+    return ImageBatch(images=to_uint8_images(images).numpy(), seeds=seeds, labels=labels,
+                      model=provenance.get("model", model.family_name), parameters=parameters)
+
+
 def norm_2d(kind: str, channels: int) -> nn.Module:
     """Normalisation after a convolution. "layer" normalises over (C, H, W) per sample (GroupNorm with one
     group), which keeps samples independent, as a gradient penalty requires."""

@@ -31,9 +31,9 @@ from aigc.models.layers import (
     batch_condition,
     check_conditioning,
     eval_mode,
+    image_batch,
     request_noise,
     resolve_condition,
-    to_uint8_images,
 )
 from aigc.registry import register_model
 from aigc.schedulers import SCHEDULERS
@@ -186,20 +186,8 @@ class Diffusion(nn.Module):
                 output = self.predict(sample, int(timestep), condition, null, guidance)
                 step_noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device) if sampler == "ddpm" else None
                 sample = scheduler.step(output, int(timestep), sample, step_noise).prev_sample
-        provenance = getattr(self, "provenance", {})
-        parameters = {k: v for k, v in provenance.items() if k != "model"}
-        parameters.update({"sampler": sampler, "sample_steps": steps})
-        if config.conditioning != "none":
-            parameters["guidance"] = guidance
-        if prompts is not None:
-            parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
-            parameters["prompt_encoder"] = config.prompt_encoder
-        if request.interpolate is not None:
-            parameters["interpolate"] = list(request.interpolate)
-        return ImageBatch(
-            images=to_uint8_images(sample).numpy(), seeds=seeds, labels=labels,
-            model=provenance.get("model", self.family_name), parameters=parameters,
-        )
+        settings = {"sampler": sampler, "sample_steps": steps} | ({"guidance": guidance} if config.conditioning != "none" else {})
+        return image_batch(self, sample, request, seeds, labels, prompts, **settings)
 
 
 def _register(name: str, config: type[DiffusionConfig], request_class: type, description: str) -> None:

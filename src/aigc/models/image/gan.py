@@ -31,12 +31,12 @@ from aigc.models.layers import (
     batch_condition,
     check_conditioning,
     eval_mode,
+    image_batch,
     maybe_spectral_norm,
     norm_1d,
     norm_2d,
     request_noise,
     resolve_condition,
-    to_uint8_images,
     upsampling_plan,
 )
 from aigc.registry import register_model
@@ -492,20 +492,7 @@ class GAN(nn.Module):
             noise = torch.randn(request.count, self.generator.noise_dim, generator=generator)
         with eval_mode(self):
             images = self.generator(noise.to(device), condition)
-        provenance = getattr(self, "provenance", {})
-        parameters = {k: v for k, v in provenance.items() if k != "model"}
-        if prompts is not None:
-            parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
-            parameters["prompt_encoder"] = self.config.prompt_encoder
-        if request.interpolate is not None:
-            parameters["interpolate"] = list(request.interpolate)
-        return ImageBatch(
-            images=to_uint8_images(images).numpy(),
-            seeds=seeds,
-            labels=labels,
-            model=provenance.get("model", self.family_name),
-            parameters=parameters,
-        )
+        return image_batch(self, images, request, seeds, labels, prompts)
 
     family_name = "gan"
 

@@ -39,6 +39,7 @@ from aigc.models.layers import (
     batch_condition,
     check_conditioning,
     eval_mode,
+    image_batch,
     request_noise,
     resolve_condition,
     to_uint8_images,
@@ -276,14 +277,7 @@ class VAE(nn.Module):
         with eval_mode(self):
             condition = self.condition(raw_condition) if raw_condition is not None else None
             images = self._images(self.decoder(latents.to(device), condition))
-        provenance = getattr(self, "provenance", {})
-        parameters = {k: v for k, v in provenance.items() if k != "model"}
-        if prompts is not None:
-            parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
-            parameters["prompt_encoder"] = self.config.prompt_encoder
-        if request.interpolate is not None:
-            parameters["interpolate"] = list(request.interpolate)
-        return ImageBatch(images=to_uint8_images(images).numpy(), seeds=seeds, labels=labels, model=provenance.get("model", self.family_name), parameters=parameters)
+        return image_batch(self, images, request, seeds, labels, prompts)
 
     @torch.no_grad()
     def reconstruct(self, images: np.ndarray | Tensor, labels: list[int] | None = None) -> ImageBatch:
