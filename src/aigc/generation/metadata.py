@@ -1,5 +1,7 @@
 """Provenance inside generated files, one format for the CLI, the Python API and the studio.
 
+PNG images carry it as text chunks, WAV clips as a LIST/INFO chunk with the same texts.
+
 Every PNG carries a `parameters` text chunk in the format popular generation UIs write and read
 (AUTOMATIC1111 and the tools built on it), so their "PNG info" readers show how an image was made:
 
@@ -16,7 +18,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 from typing import Any
+
+import numpy as np
 
 from PIL import Image, PngImagePlugin
 
@@ -62,3 +67,67 @@ def png_bytes(picture: Image.Image, texts: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", pnginfo=info, optimize=False)
     return buffer.getvalue()
+
+
+def provenance_texts(model: str, seeds: list[int], labels: list[int] | None, parameters: dict[str, Any], size: dict[str, Any]) -> dict[str, str]:
+    """The texts a generated file carries: `model`, `seed`, `label`, `parameters` (A1111 style) and `aigc` (JSON).
+
+    `size` is the modality's shape in words, placed after the seed ({"Size": "28x28"}, {"Duration": "1.02 s", ...}).
+    """
+    from aigc import __version__
+
+    record = {"model": model, "seeds": seeds, "labels": labels, **parameters}
+    prompts = parameters.get("prompts") or ""
+    settings = {
+        "Seed": seeds[0], **size, "Batch size": len(seeds) if len(seeds) > 1 else None,
+        "Steps": parameters.get("sample_steps"), "Sampler": parameters.get("sampler"), "CFG scale": parameters.get("guidance"),
+        "Model hash": parameters.get("checkpoint_sha256"), "Model": model, "Step": parameters.get("step"),
+        "Label": None if labels is None else ",".join(map(str, labels)), "Version": f"aigc {__version__}",
+    }
+    return {
+        "model": model,
+        "seed": ",".join(map(str, seeds)),
+        "label": "" if labels is None else ",".join(map(str, labels)),
+        "parameters": a1111_parameters(prompts if isinstance(prompts, str) else prompts[0], "", settings),
+        "aigc": json.dumps(record, sort_keys=True, ensure_ascii=False, default=str),
+    }
+
+
+# WAV INFO tags: the standard ones for name, comment and software, and one of ours for the JSON record.
+WAV_INFO_TAGS = {"model": "INAM", "parameters": "ICMT", "software": "ISFT", "aigc": "AIGC"}
+
+
+def wav_bytes(waveform: np.ndarray, sample_rate: int, texts: dict[str, str]) -> bytes:
+    """16-bit PCM WAV (mono [T] or [T, C]) with a LIST/INFO chunk holding `texts` (keys of WAV_INFO_TAGS)."""
+    samples = np.asarray(waveform, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]  # [T] -> [T, 1]
+    channels = samples.shape[1]
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, sample_rate * channels * 2, channels * 2, 16)
+    entries = b""
+    for key, text in texts.items():
+        data = text.encode("utf-8") + b"\x00"
+        entries += WAV_INFO_TAGS[key].encode("ascii") + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) % 2 else b"")
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"LIST" + struct.pack("<I", 4 + len(entries)) + b"INFO" + entries
+    chunks += b"data" + struct.pack("<I", len(pcm)) + pcm + (b"\x00" if len(pcm) % 2 else b"")
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def read_wav_info(data: bytes) -> dict[str, str]:
+    """The INFO texts of a WAV file, by our key names (unknown tags by their four letters)."""
+    names = {tag: key for key, tag in WAV_INFO_TAGS.items()}
+    info = {}
+    position = 12
+    while position + 8 <= len(data):
+        tag, size = data[position : position + 4], struct.unpack("<I", data[position + 4 : position + 8])[0]
+        body = data[position + 8 : position + 8 + size]
+        if tag == b"LIST" and body[:4] == b"INFO":
+            inner = 4
+            while inner + 8 <= len(body):
+                key, length = body[inner : inner + 4].decode("ascii", "replace"), struct.unpack("<I", body[inner + 4 : inner + 8])[0]
+                info[names.get(key, key)] = body[inner + 8 : inner + 8 + length].rstrip(b"\x00").decode("utf-8", "replace")
+                inner += 8 + length + (length % 2)
+        position += 8 + size + (size % 2)
+    return info

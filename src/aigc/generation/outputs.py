@@ -1,4 +1,6 @@
-"""Typed artifacts returned by `generate`. Images are uint8 NHWC with their provenance attached.
+"""Typed artifacts returned by `generate`: `ImageBatch` (uint8 NHWC), `AudioClip` (float waveforms) and
+`TextSample` (generation/text.py), each with its provenance attached and ONE way to become files,
+`files()` (bytes, media type, metadata per sample): the studio stores exactly what the CLI saves.
 
 Every PNG written here carries text chunks `model`, `seed`, `label`, `parameters` (the AUTOMATIC1111-style
 text that generation UIs read) and `aigc` (all of it as JSON), written by `generation/metadata.py` as the
@@ -7,7 +9,6 @@ studio writes them, and holds no timestamp, so the same seed gives byte-identica
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,27 @@ import numpy as np
 from PIL import Image
 
 from aigc.files import atomic_write_bytes
-from aigc.generation.metadata import a1111_parameters, png_bytes
+from aigc.generation.metadata import png_bytes, provenance_texts, wav_bytes
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """One encoded sample of an artifact: the bytes a file holds and what to index it by."""
+
+    kind: str  # "image" | "text" | "audio"
+    media_type: str  # e.g. "image/png"
+    suffix: str  # e.g. ".png"
+    data: bytes
+    seed: int | None = None
+    label: int | None = None
+    width: int | None = None  # images: pixels
+    height: int | None = None
+    record: dict[str, Any] = field(default_factory=dict)  # the provenance the file carries, as data
+
+
+def provenance_record(model: str, seeds: list[int], labels: list[int] | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The `aigc` JSON record a file carries (and the studio indexes), as a dict."""
+    return {"model": model, "seeds": seeds, "labels": labels, **parameters}
 
 
 @dataclass(frozen=True)
@@ -53,37 +74,26 @@ class ImageBatch:
         return Image.fromarray(canvas[..., 0], "L") if channels == 1 else Image.fromarray(canvas, "RGB")
 
     def _png(self, picture: Image.Image, seeds: list[int], labels: list[int] | None) -> bytes:
-        from aigc import __version__
+        size = {"Size": f"{picture.width}x{picture.height}"}
+        return png_bytes(picture, provenance_texts(self.model, seeds, labels, self.parameters, size))
 
-        record = {"model": self.model, "seeds": seeds, "labels": labels, **self.parameters}
-        prompts = self.parameters.get("prompts") or ""
-        settings = {
-            "Seed": seeds[0], "Size": f"{picture.width}x{picture.height}", "Batch size": len(seeds) if len(seeds) > 1 else None,
-            "Steps": self.parameters.get("sample_steps"), "Sampler": self.parameters.get("sampler"), "CFG scale": self.parameters.get("guidance"),
-            "Model hash": self.parameters.get("checkpoint_sha256"), "Model": self.model, "Step": self.parameters.get("step"),
-            "Label": None if labels is None else ",".join(map(str, labels)), "Version": f"aigc {__version__}",
-        }
-        texts = {
-            "model": self.model,
-            "seed": ",".join(map(str, seeds)),
-            "label": "" if labels is None else ",".join(map(str, labels)),
-            "parameters": a1111_parameters(prompts if isinstance(prompts, str) else prompts[0], "", settings),
-            "aigc": json.dumps(record, sort_keys=True, ensure_ascii=False, default=str),
-        }
-        return png_bytes(picture, texts)
+    def files(self) -> list[ArtifactFile]:
+        """One PNG per image, each carrying its own seed and label: what the studio stores and `save_each` writes."""
+        files = []
+        for index in range(len(self)):
+            picture, seed = self.image(index), self.seeds[index]
+            label = None if self.labels is None else self.labels[index]
+            labels = None if label is None else [label]
+            record = provenance_record(self.model, [seed], labels, self.parameters)
+            files.append(ArtifactFile("image", "image/png", ".png", self._png(picture, [seed], labels), seed, label, picture.width, picture.height, record))
+        return files
 
     def save_grid(self, path: str | Path, columns: int | None = None) -> Path:
         return atomic_write_bytes(path, self._png(self.grid(columns), self.seeds, self.labels))
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
         """One PNG per image, named by its seed, each carrying its own seed and label."""
-        folder = Path(folder)
-        paths = []
-        for index in range(len(self)):
-            label = None if self.labels is None else [self.labels[index]]
-            data = self._png(self.image(index), [self.seeds[index]], label)
-            paths.append(atomic_write_bytes(folder / f"{stem}-seed{self.seeds[index]}.png", data))
-        return paths
+        return [atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data) for file in self.files()]
 
     def save(self, path: str | Path) -> Path:
         return self.save_grid(path)
@@ -91,6 +101,63 @@ class ImageBatch:
     @property
     def suffix(self) -> str:
         return ".png"
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Generated sound: float waveforms in [-1, 1], one row per clip, at one sample rate."""
+
+    waveforms: np.ndarray  # float32 [N, T]
+    sample_rate: int  # samples per second, e.g. 16000
+    seeds: list[int]  # seed of each clip (request seed + index)
+    labels: list[int] | None  # class of each clip, for conditional models
+    model: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    GAP_SECONDS = 0.25  # silence between clips when `save` joins them into one file
+
+    def __post_init__(self) -> None:
+        if self.waveforms.dtype != np.float32 or self.waveforms.ndim != 2:
+            raise ValueError(f"AudioClip.waveforms must be float32 [N, T], got {self.waveforms.dtype} {self.waveforms.shape}")
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    @property
+    def suffix(self) -> str:
+        return ".wav"
+
+    @property
+    def seconds(self) -> float:
+        """Length of one clip."""
+        return self.waveforms.shape[1] / self.sample_rate
+
+    def _wav(self, waveform: np.ndarray, seeds: list[int], labels: list[int] | None) -> bytes:
+        size = {"Duration": f"{len(waveform) / self.sample_rate:.3f} s", "Sample rate": self.sample_rate}
+        texts = provenance_texts(self.model, seeds, labels, self.parameters, size)
+        from aigc import __version__
+
+        info = {"model": texts["model"], "parameters": texts["parameters"], "software": f"aigc {__version__}", "aigc": texts["aigc"]}
+        return wav_bytes(waveform, self.sample_rate, info)
+
+    def files(self) -> list[ArtifactFile]:
+        """One 16-bit WAV per clip with the provenance in its INFO chunk."""
+        files = []
+        for index, seed in enumerate(self.seeds):
+            label = None if self.labels is None else self.labels[index]
+            labels = None if label is None else [label]
+            record = provenance_record(self.model, [seed], labels, self.parameters)
+            files.append(ArtifactFile("audio", "audio/wav", ".wav", self._wav(self.waveforms[index], [seed], labels), seed, label, None, None, record))
+        return files
+
+    def save(self, path: str | Path) -> Path:
+        """All clips in one WAV, in order, with GAP_SECONDS of silence between them."""
+        gap = np.zeros(int(self.GAP_SECONDS * self.sample_rate), np.float32)
+        joined = np.concatenate([part for clip in self.waveforms for part in (clip, gap)][:-1])
+        return atomic_write_bytes(path, self._wav(joined, self.seeds, self.labels))
+
+    def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
+        return [atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data) for file in self.files()]
 
 
 def read_png_text(path: str | Path) -> dict[str, str]:

@@ -1,19 +1,58 @@
-"""Generation requests: validated input for `model.generate(request)`, one class per modality."""
+"""Generation requests: validated input for `model.generate(request)`, one class per kind of model.
+
+`GenerationRequest` is what every modality shares: how many samples (`count`) and the `seed` that makes
+them again (sample i uses `seed + i`, so any one sample can be remade alone), and how a request splits
+into smaller requests that give the same samples (`chunks`, used by the studio for progress and resume).
+Image, text and audio requests extend it with their own fields.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import secrets
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from aigc.config import BaseConfig
 
 MAX_IMAGES = 1024
+MAX_SEED = 2**63
+RANDOM_SEED = -1  # "pick one for me": replaced by a random seed when the request is made, and recorded
 
 
-class ImageRequest(BaseConfig):
+class GenerationRequest(BaseConfig):
+    count: int = Field(1, ge=1)  # number of samples
+    seed: int = Field(RANDOM_SEED, ge=RANDOM_SEED, lt=MAX_SEED, validate_default=True)  # sample i uses seed + i; -1 (default) = random
+
+    @field_validator("seed")
+    @classmethod
+    def _random_seed(cls, seed: int) -> int:
+        """-1 becomes a random seed at once, so the request (and every artifact) holds the seed really used."""
+        return secrets.randbelow(2**32) if seed == RANDOM_SEED else seed
+
+    def chunkable(self) -> bool:
+        """Whether `chunks` may split this request (a latent walk or a ranked beam set is one piece)."""
+        return True
+
+    def chunk_fields(self, start: int, count: int, num_classes: int | None) -> dict[str, Any]:
+        """Fields, besides count and seed, of the sub-request for samples start .. start+count-1."""
+        return {}
+
+    def chunks(self, size: int, num_classes: int | None = None) -> list[tuple[int, "GenerationRequest"]]:
+        """(first sample index, request) pieces of at most `size` samples that together give exactly the samples
+        of this request: sample i uses seed + i, and per-sample fields are resolved before splitting."""
+        if self.count <= size or not self.chunkable():
+            return [(0, self)]
+        pieces = []
+        for start in range(0, self.count, size):
+            count = min(size, self.count - start)
+            update = {"count": count, "seed": self.seed + start, **self.chunk_fields(start, count, num_classes)}
+            pieces.append((start, self.model_copy(update=update)))
+        return pieces
+
+
+class ImageRequest(GenerationRequest):
     count: int = Field(16, ge=1, le=MAX_IMAGES)  # number of images
-    seed: int = Field(0, ge=0, lt=2**63)  # sample i uses seed + i, so any one image can be made again alone
     labels: list[int] | None = None  # class per image (conditional models); one label is repeated for all
 
     @field_validator("labels")
@@ -22,6 +61,10 @@ class ImageRequest(BaseConfig):
         if labels is not None and any(label < 0 for label in labels):
             raise ValueError("class labels are >= 0")
         return labels
+
+    def chunk_fields(self, start: int, count: int, num_classes: int | None) -> dict[str, Any]:
+        labels = self.labels_for(num_classes)
+        return {"labels": None if labels is None else labels[start : start + count]}
 
     def labels_for(self, num_classes: int | None) -> list[int] | None:
         """The label of each image: the given ones (one repeats), or 0..K-1 cycling for a conditional model."""
@@ -57,6 +100,9 @@ class LatentImageRequest(ImageRequest):
 
     interpolate: tuple[int, int] | None = None  # seeds A and B; `count` images from A to B inclusive
 
+    def chunkable(self) -> bool:
+        return self.interpolate is None  # a walk is one path: its images depend on both ends
+
     @field_validator("interpolate")
     @classmethod
     def _seeds_in_range(cls, pair: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -84,6 +130,13 @@ class PromptImageRequest(LatentImageRequest):
             if len(text) > MAX_PROMPT_CHARS:
                 raise ValueError(f"the prompt is {len(text)} characters long; at most {MAX_PROMPT_CHARS}")
         return prompt
+
+    def chunk_fields(self, start: int, count: int, num_classes: int | None) -> dict[str, Any]:
+        prompts = self.prompts_for()
+        if prompts is None:
+            return super().chunk_fields(start, count, num_classes)
+        part = prompts[start : start + count]
+        return {"prompt": part[0] if len(set(part)) == 1 else part}
 
     def labels_for(self, num_classes: int | None) -> list[int] | None:
         """A prompted request has no labels (the prompt says what to draw); otherwise as ImageRequest."""

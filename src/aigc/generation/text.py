@@ -15,17 +15,17 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from aigc.config import BaseConfig
 from aigc.files import atomic_write_text
+from aigc.generation.outputs import ArtifactFile, provenance_record
+from aigc.generation.requests import GenerationRequest
 
 MAX_NEW_TOKENS = 8192
 MAX_SAMPLES = 64
 
 
-class TextRequest(BaseConfig):
+class TextRequest(GenerationRequest):
     prompt: str = ""  # text to continue (language models) or to answer/summarise (seq2seq models)
     count: int = Field(1, ge=1, le=MAX_SAMPLES)  # number of samples; sample i uses seed + i
-    seed: int = Field(0, ge=0, lt=2**63)
     max_tokens: int = Field(200, ge=1, le=MAX_NEW_TOKENS)  # new tokens at most (not counting the prompt)
     min_tokens: int = Field(0, ge=0, le=MAX_NEW_TOKENS)  # new tokens at least: <eos> is not allowed before
     temperature: float = Field(1.0, ge=0.0, le=100.0)  # 0 = greedy (always the most likely token)
@@ -44,6 +44,9 @@ class TextRequest(BaseConfig):
         if self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens ({self.min_tokens}) is more than max_tokens ({self.max_tokens}): lower it or raise max_tokens")
         return self
+
+    def chunkable(self) -> bool:
+        return self.num_beams == 1  # beam search ranks the whole set of beams at once
 
     @property
     def greedy(self) -> bool:
@@ -82,6 +85,14 @@ class TextSample:
         atomic_write_text(path, separator.join(self.texts) + "\n")
         atomic_write_text(path.with_suffix(".json"), json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return path
+
+    def files(self) -> list[ArtifactFile]:
+        """One UTF-8 .txt per sample (the text alone); its provenance travels as the record."""
+        files = []
+        for index, seed in enumerate(self.seeds):
+            record = provenance_record(self.model, [seed], None, {"prompt": self.prompt, "token_count": self.token_counts[index], "finish_reason": self.finish_reasons[index], **self.parameters})
+            files.append(ArtifactFile("text", "text/plain; charset=utf-8", ".txt", self.texts[index].encode("utf-8"), seed, record=record))
+        return files
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
         """One .txt (+ .json) per sample, named by its seed."""

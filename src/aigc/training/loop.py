@@ -29,6 +29,7 @@ from aigc import checkpoint as ckpt
 from aigc.config import RunConfig
 from aigc.data import DatasetBundle, load_dataset
 from aigc.errors import AigcError, ConfigError
+from aigc.loading import build_model
 from aigc.registry import get_model
 from aigc.seeding import seed_everything
 from aigc.training import distributed
@@ -124,10 +125,6 @@ class TrainState:
 def _prune_checkpoints(folder: Path, keep: int) -> None:
     for old in sorted(folder.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def build_model(config: RunConfig) -> torch.nn.Module:
-    return get_model(config.family).model_class(config.model)
 
 
 def _fill_from_data(config: RunConfig, data: DatasetBundle) -> None:

@@ -1,0 +1,120 @@
+"""Build a family's network from a config, and load a trained model for generation.
+
+This module sits below training, metrics and the studio: loading a model to generate with imports none of
+them (a test checks `sys.modules`). `load` returns a `LoadedModel` — the network plus a typed `RunInfo`
+record of where its weights came from — instead of attributes patched onto the module; its `generate`
+goes through the one generation path (`aigc.generation.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aigc import checkpoint as ckpt
+from aigc.config import RunConfig
+from aigc.errors import CheckpointError, ConfigError
+from aigc.registry import get_model
+
+
+def build_model(config: RunConfig) -> torch.nn.Module:
+    """A fresh (untrained) network of the config's family."""
+    return get_model(config.family).model_class(config.model)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Where a loaded model's weights came from: what every artifact it makes records as provenance."""
+
+    config: RunConfig  # the run's resolved config
+    model_name: str  # how artifacts name it: "family:zoo/NAME" or "family:RUN/step-N"
+    checkpoint: Path  # the checkpoint folder the weights were read from
+    checkpoint_sha256: str  # first 16 hex digits of the weights file's sha256
+    weights: str  # "ema" or "model"
+    step: int | None  # training step of the checkpoint
+    sidecar: dict[str, Any] = field(default_factory=dict, repr=False)  # checkpoint.json as read
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    def provenance(self) -> dict[str, Any]:
+        """The fields every artifact of this model carries (besides its own settings)."""
+        return {"checkpoint_sha256": self.checkpoint_sha256, "weights": self.weights, "step": self.step}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A trained network in eval mode and its run record; `generate` is the one generation path."""
+
+    module: torch.nn.Module
+    info: RunInfo
+
+    @property
+    def request_class(self) -> type:
+        """The request type this family's `generate` takes (the CLI and the studio build it from user input)."""
+        return self.module.request_class
+
+    def generate(self, request: Any, *, policy: Any = None, progress: Any = None) -> Any:
+        from aigc.generation.pipeline import generate
+
+        return generate(self.module, request, info=self.info, policy=policy, progress=progress)
+
+    def to(self, device: str | torch.device) -> "LoadedModel":
+        self.module.to(device)
+        return self
+
+
+def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> LoadedModel:
+    """A trained model from a run folder or checkpoint, in eval mode, ready for `generate`.
+
+    `path` may also be the name of a model in the zoo (`aigc models list`), e.g. "dcgan-mnist".
+    weights: "auto" (EMA weights when the run kept them), "ema" or "model".
+    """
+    from aigc import zoo
+
+    checkpoint = ckpt.resolve_checkpoint(zoo.resolve(path))
+    sidecar = ckpt.read_sidecar(checkpoint)
+    try:
+        config = RunConfig.from_dict(sidecar["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"the config in {checkpoint} no longer validates: {error}") from None
+    module = build_model(config)
+    files = sidecar.get("files", {})
+    if weights == "auto":
+        weights = "ema" if "ema.safetensors" in files else "model"
+    if f"{weights}.safetensors" not in files:
+        choices = ", ".join(sorted(name.split(".")[0] for name in files if name != "state.safetensors"))
+        raise CheckpointError(f"{checkpoint} has no {weights} weights", field="weights", fix=f"use one of: {choices}")
+    tensors = ckpt.read_tensors(checkpoint, f"{weights}.safetensors", sidecar)
+    broken = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:  # they would draw noise or black images without a word
+        raise CheckpointError(
+            f"{checkpoint} holds weights that are NaN or infinite ({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}): training diverged before it was saved",
+            field="weights", fix="load an earlier checkpoint (RUN/checkpoints/step-N) or retrain with a lower learning rate / train.grad_clip",
+        )
+    ckpt.load_weights(module, tensors, source=str(checkpoint), left_out=tuple(sidecar.get("left_out", ())))
+    module.to(device).eval()
+    info = RunInfo(
+        config=config,
+        model_name=_model_name(config.family, path, checkpoint),
+        checkpoint=checkpoint,
+        checkpoint_sha256=files[f"{weights}.safetensors"][:16],
+        weights=weights,
+        step=sidecar.get("step"),
+        sidecar=sidecar,
+    )
+    return LoadedModel(module, info)
+
+
+def _model_name(family: str, requested: str | Path, checkpoint: Path) -> str:
+    """How artifacts name their model: the zoo name, or family:run/checkpoint."""
+    from aigc import zoo
+
+    entry = zoo.get_entry(str(requested))
+    if entry is not None and not Path(requested).exists():
+        return f"{family}:zoo/{entry.name}"
+    return f"{family}:{checkpoint.parent.parent.name}/{checkpoint.name}"
