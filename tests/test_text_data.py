@@ -18,7 +18,7 @@ from aigc.data.prepare import shakespeare as shakespeare_corpus
 from aigc.data.prepare import tang as tang_corpus
 from aigc.data.text import IGNORE, TINY_TEXT, split_text, tiny_pairs
 from aigc.errors import DataError
-from aigc.models.text.tokenizers import BOS, EOS, PAD, tokenizer_from_json
+from aigc.data.tokenizers import BOS, EOS, PAD, tokenizer_from_json
 from conftest import require
 
 

@@ -11,7 +11,7 @@ import torch
 from aigc.errors import AigcError
 from aigc.generation import decoding
 from aigc.generation.text import TextRequest
-from aigc.models.text.tokenizers import BOS, EOS, NUM_SPECIAL, PAD, UNK, CharTokenizer
+from aigc.data.tokenizers import BOS, EOS, NUM_SPECIAL, PAD, UNK, CharTokenizer
 
 TOKENIZER = CharTokenizer.train("abcdefgh ")  # ids: 4 ' ', 5 a, 6 b, ..., 12 h
 
@@ -169,7 +169,7 @@ def test_streaming_holds_back_a_character_until_all_its_bytes_have_come():
     from conftest import has_module, require
 
     require(has_module("tokenizers"), "the tokenizers package (pip install tokenizers)")
-    from aigc.models.text.tokenizers import BPETokenizer
+    from aigc.data.tokenizers import BPETokenizer
 
     bpe = BPETokenizer.train("x" * 10, 260 + NUM_SPECIAL)  # no merges that matter: "明月" is six byte tokens
     tokens = bpe.encode("明月")

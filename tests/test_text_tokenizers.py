@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aigc.errors import ConfigError, DataError
-from aigc.models.text.tokenizers import (
+from aigc.data.tokenizers import (
     EOS,
     NUM_SPECIAL,
     UNK,

@@ -12,7 +12,8 @@ import torch
 import aigc
 from aigc.errors import AigcError
 from aigc.generation.requests import PromptImageRequest
-from aigc.models.image.vae import bernoulli_log_likelihood, discretized_gaussian_log_likelihood, gaussian_kl
+from aigc.models.image.vae import bernoulli_log_likelihood, discretized_gaussian_log_likelihood
+from aigc.models.layers import gaussian_kl
 from aigc.training.loop import build_model
 from helpers import tiny, train_tiny
 

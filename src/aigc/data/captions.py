@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from aigc.data import DatasetBundle
+from aigc.data.bundle import DatasetBundle
 from aigc.data.images import ImageDataset
 from aigc.registry import get_dataset, register_dataset
 

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from aigc.data import DatasetBundle, split_indices
+from aigc.data.bundle import DatasetBundle, split_indices
 from aigc.data.captions import build_caption_table, caption_bundle, encoder_name
-from aigc.data.images import ImageDataset, fit_images, image_geometry
+from aigc.data.images import ImageDataset
+from aigc.data.resize import fit_images, image_geometry
 from aigc.errors import DataError
 from aigc.registry import register_dataset
 

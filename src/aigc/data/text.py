@@ -36,12 +36,12 @@ from typing import Any, Sequence
 
 import torch
 
-from aigc.data import DatasetBundle
+from aigc.data.bundle import DatasetBundle
 from aigc.data.prepare import built_file, is_prepared
 from aigc.data.prepare import shakespeare as shakespeare_corpus
 from aigc.data.prepare import tang as tang_corpus
+from aigc.data.tokenizers import BOS, EOS, PAD, Tokenizer, encode_lines, tokenizer_from_json, train_tokenizer
 from aigc.errors import DataError
-from aigc.models.text.tokenizers import BOS, EOS, PAD, Tokenizer, encode_lines, tokenizer_from_json, train_tokenizer
 from aigc.registry import register_dataset
 
 IGNORE = -100  # target value the loss skips (padding)

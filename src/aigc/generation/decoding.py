@@ -32,8 +32,8 @@ from typing import Callable, Iterator, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from aigc.data.tokenizers import BOS, EOS, PAD, UNK, UNKNOWN_TEXT, Tokenizer
 from aigc.generation.text import TextRequest
-from aigc.models.text.tokenizers import BOS, EOS, PAD, UNK, UNKNOWN_TEXT, Tokenizer
 
 
 class DecodingSession(Protocol):

@@ -104,11 +104,7 @@ class ConditionEmbedding(nn.Module):
             self.table = nn.Embedding(num_classes + 1, out_features)  # row num_classes = "no condition"
             self.num_classes = num_classes
         elif kind == "text":
-            # Sentence embeddings of captions share a large common direction ("a handwritten seven" and
-            # "a handwritten one" have cosine 0.8); standardising each dimension with running statistics of
-            # the training captions (BatchNorm without affine, cumulative average) removes it, so the
-            # differences that name the content reach the MLP at full scale. Eval mode uses the statistics.
-            self.standardize = nn.BatchNorm1d(text_dim, affine=False, momentum=None)
+            self.standardize = caption_standardizer(text_dim)  # removes the captions' common direction
             self.project = nn.Sequential(nn.Linear(text_dim, out_features), nn.SiLU(), nn.Linear(out_features, out_features))
             self.null = nn.Parameter(torch.zeros(out_features))
 
@@ -133,14 +129,36 @@ class ConditionEmbedding(nn.Module):
         return self.null.expand(count, -1)
 
 
-def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """[B] positions (diffusion timesteps) -> [B, dim] sines and cosines of geometric frequencies
-    (Vaswani et al. 2017, §3.5; used for timesteps by Ho et al. 2020, Appendix B)."""
+def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10_000.0, *, interleave: bool = False) -> torch.Tensor:
+    """[N] positions -> [N, dim] sines and cosines of geometric frequencies 1 / max_period^(i / (dim // 2))
+    (Vaswani et al. 2017, §3.5). interleave=True is the paper's layout, PE[p, 2i] = sin, PE[p, 2i + 1] = cos
+    (the transformers' position tables); False puts the cosines before the sines, as diffusion U-Nets embed
+    timesteps (Ho et al. 2020, Appendix B). An odd dim gets one zero column."""
     half = dim // 2
     frequencies = torch.exp(-torch.log(torch.tensor(max_period)) * torch.arange(half, dtype=torch.float32) / half)
-    angles = positions.float()[:, None] * frequencies.to(positions.device)[None, :]  # [B, half]
-    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
-    return torch.nn.functional.pad(embedding, (0, dim % 2))  # odd dim: one zero column
+    angles = positions.float()[:, None] * frequencies.to(positions.device)[None, :]  # [N, half]
+    if interleave:
+        embedding = torch.stack([torch.sin(angles), torch.cos(angles)], dim=2).flatten(1)  # [N, 2 * half]
+    else:
+        embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)  # [N, 2 * half]
+    return torch.nn.functional.pad(embedding, (0, dim % 2))
+
+
+def gaussian_kl(mean: Tensor, log_variance: Tensor) -> Tensor:
+    """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over the other dims [B]:
+    0.5 * sum(mean^2 + var - 1 - log var) (Kingma & Welling 2013, Appendix B). Always >= 0.
+    The VAE's prior term and the GAN's conditioning augmentation (StackGAN) both use it."""
+    return 0.5 * (mean.pow(2) + log_variance.exp() - 1.0 - log_variance).flatten(1).sum(dim=1)
+
+
+def caption_standardizer(dim: int) -> nn.BatchNorm1d:
+    """Standardises prompt embeddings per dimension with running statistics of the training captions.
+
+    Sentence embeddings of captions share a large common direction ("a handwritten seven" and "a handwritten
+    one" have cosine 0.8); standardising each dimension (BatchNorm without affine, cumulative average)
+    removes it, so the differences that name the content reach the network at full scale. Eval mode uses
+    the statistics."""
+    return nn.BatchNorm1d(dim, affine=False, momentum=None)
 
 
 # ---------------------------------------------------------------- conditioning and noise of generative families

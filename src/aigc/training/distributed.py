@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from aigc.config import pick_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -29,14 +31,6 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    if preference == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if preference == "cuda" and torch.cuda.is_available():
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(preference)
 
 
 def setup(preference: str) -> tuple[Distributed, torch.device]:

@@ -1,24 +1,11 @@
-"""Optimizers from OptimConfig, and the learning-rate schedule the loop applies to all of them."""
+"""The learning-rate schedule the loop applies to every optimizer (optimizers come from
+`aigc.config.build_optimizer`, beside OptimConfig, so that model families need nothing from training)."""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
-import torch
-
-from aigc.config import OptimConfig, TrainConfig
-
-
-def build_optimizer(parameters: Iterable[torch.nn.Parameter], config: OptimConfig) -> torch.optim.Optimizer:
-    parameters = [p for p in parameters if p.requires_grad]
-    if config.name == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
-    if config.name == "adamw":
-        return torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
-    if config.name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=config.lr, eps=config.eps, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+from aigc.config import TrainConfig
 
 
 def learning_rate_factor(step: int, train: TrainConfig) -> float:

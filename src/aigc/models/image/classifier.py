@@ -26,11 +26,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from aigc.config import BaseConfig, OptimConfig
+from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import ConfigError
 from aigc.models.layers import eval_mode
 from aigc.registry import register_model
-from aigc.training.optim import build_optimizer
 
 # ---------------------------------------------------------------------------------------------- config
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from aigc.config import BaseConfig, OptimConfig
+from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import DiffusionImageRequest, TextToImageRequest
@@ -37,7 +37,6 @@ from aigc.models.layers import (
 )
 from aigc.registry import register_model
 from aigc.schedulers import SCHEDULERS
-from aigc.training.optim import build_optimizer
 
 # ---------------------------------------------------------------------------------------------- config
 

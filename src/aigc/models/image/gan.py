@@ -24,13 +24,15 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from aigc.config import BaseConfig, OptimConfig
+from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.layers import (
     batch_condition,
+    caption_standardizer,
     check_conditioning,
     eval_mode,
+    gaussian_kl,
     image_batch,
     maybe_spectral_norm,
     norm_1d,
@@ -40,7 +42,6 @@ from aigc.models.layers import (
     upsampling_plan,
 )
 from aigc.registry import register_model
-from aigc.training.optim import build_optimizer
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -197,22 +198,17 @@ class MLPFeatures(nn.Module):
 
 
 class StandardizedText(nn.Module):
-    """Prompt embeddings share a large common direction; standardise each dimension with running statistics
-    of the training captions (as `layers.ConditionEmbedding` does) so that what differs reaches the network,
-    then divide by sqrt(dim) so the vector keeps about unit norm (a projection discriminator's logits grow
-    with it: unscaled, they reached +-30 within 300 steps)."""
+    """Prompt embeddings standardised per dimension (`layers.caption_standardizer`) so that what differs
+    reaches the network, then divided by sqrt(dim) so the vector keeps about unit norm (a projection
+    discriminator's logits grow with it: unscaled, they reached +-30 within 300 steps)."""
 
     def __init__(self, dim: int, unit_norm: bool = True):
         super().__init__()
-        self.standardize = nn.BatchNorm1d(dim, affine=False, momentum=None)
+        self.standardize = caption_standardizer(dim)
         self.scale = dim**-0.5 if unit_norm else 1.0
 
     def forward(self, embeddings: Tensor) -> Tensor:
         return self.standardize(embeddings) * self.scale
-
-
-def standardize_text(dim: int, unit_norm: bool = True) -> nn.Module:
-    return StandardizedText(dim, unit_norm)
 
 
 class ConditioningAugmentation(nn.Module):
@@ -230,15 +226,14 @@ class ConditioningAugmentation(nn.Module):
 
     def __init__(self, text_dim: int, out_features: int):
         super().__init__()
-        self.standardize = standardize_text(text_dim, unit_norm=False)
+        self.standardize = StandardizedText(text_dim, unit_norm=False)
         self.moments = nn.Linear(text_dim, 2 * out_features)  # -> (mu, log sigma^2)
 
     def forward(self, embeddings: Tensor, epsilon: Tensor) -> tuple[Tensor, Tensor]:
         """embeddings [B, D], epsilon [B, out] ~ N(0, I) -> condition [B, out], KL per sample averaged [scalar]."""
         mean, log_variance = self.moments(self.standardize(embeddings)).chunk(2, dim=1)
         condition = mean + torch.exp(0.5 * log_variance) * epsilon
-        kl = 0.5 * (mean.pow(2) + log_variance.exp() - 1 - log_variance).sum(dim=1).mean()
-        return condition, kl
+        return condition, gaussian_kl(mean, log_variance).mean()
 
 
 class Generator(nn.Module):
@@ -294,7 +289,7 @@ class Discriminator(nn.Module):
             self.label_projection = maybe_spectral_norm(nn.Embedding(config.num_classes, self.features.out_features), config.spectral_norm)
         elif self.project:  # text: the same inner product, with a linear map of the prompt embedding
             self.label_projection = nn.Sequential(
-                standardize_text(config.text_embedding_dim),
+                StandardizedText(config.text_embedding_dim),
                 maybe_spectral_norm(nn.Linear(config.text_embedding_dim, self.features.out_features, bias=False), config.spectral_norm),
             )
         self.flat_input = config.architecture == "mlp"

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from aigc.config import BaseConfig, OptimConfig
+from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
@@ -39,6 +39,7 @@ from aigc.models.layers import (
     batch_condition,
     check_conditioning,
     eval_mode,
+    gaussian_kl,
     image_batch,
     request_noise,
     resolve_condition,
@@ -46,7 +47,6 @@ from aigc.models.layers import (
     upsampling_plan,
 )
 from aigc.registry import register_model
-from aigc.training.optim import build_optimizer
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -72,12 +72,6 @@ class CVAEConfig(VAEConfig):
 
 
 # -------------------------------------------------------------------------------------- likelihoods
-
-
-def gaussian_kl(mean: Tensor, log_variance: Tensor) -> Tensor:
-    """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over latent dims [B]:
-    0.5 * sum(mean^2 + var - 1 - log var) (Kingma & Welling 2013, Appendix B). Always >= 0."""
-    return 0.5 * (mean.pow(2) + log_variance.exp() - 1.0 - log_variance).flatten(1).sum(dim=1)
 
 
 def bernoulli_log_likelihood(logits: Tensor, targets: Tensor) -> Tensor:
@@ -290,7 +284,7 @@ class VAE(nn.Module):
             images = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
         expected = (self.config.channels, self.config.image_size, self.config.image_size)
         if tuple(images.shape[1:]) != expected:
-            raise AigcError(f"images are {tuple(images.shape[1:])}, the model takes {expected}", field="images", fix="fit them with aigc.data.images.fit_images first")
+            raise AigcError(f"images are {tuple(images.shape[1:])}, the model takes {expected}", field="images", fix="fit them with aigc.data.resize.fit_images first")
         batch = {"images": images.to(device)}
         if self.config.conditioning == "class":
             if labels is None:

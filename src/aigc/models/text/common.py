@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aigc.config import OptimConfig
+from aigc.config import OptimConfig, build_optimizer
+from aigc.data.tokenizers import TokenizerSettings, model_tokenizer
 from aigc.errors import AigcError
 from aigc.generation import decoding
 from aigc.generation.text import TextRequest, TextSample
 from aigc.models.layers import eval_mode
-from aigc.models.text.tokenizers import TokenizerSettings, model_tokenizer
-from aigc.training.optim import build_optimizer
 
 PREVIEW_TOKENS = 200  # length of the samples the loop writes during training
 

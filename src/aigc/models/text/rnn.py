@@ -21,8 +21,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from aigc.data.tokenizers import TokenizerSettings
 from aigc.models.text.common import LanguageModel
-from aigc.models.text.tokenizers import TokenizerSettings
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from aigc.data.tokenizers import BOS, EOS, PAD, TokenizerSettings
+from aigc.models.layers import sinusoidal_embedding
 from aigc.models.text.common import TextModel, loss_logs
-from aigc.models.text.tokenizers import BOS, EOS, PAD, TokenizerSettings
-from aigc.models.text.transformer import sinusoidal_positions
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config
@@ -250,7 +250,7 @@ class TransformerSeq2Seq(Seq2SeqModel):
         width = config.embedding_dim
         self.embedding = nn.Embedding(config.vocab_size, width, padding_idx=PAD)
         length = max(config.max_source_length, config.max_target_length)
-        self.register_buffer("positions", sinusoidal_positions(length, width), persistent=False)
+        self.register_buffer("positions", sinusoidal_embedding(torch.arange(length), width, interleave=True), persistent=False)
         self.dropout = nn.Dropout(config.dropout)
 
         def layer(kind):

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from aigc.data.tokenizers import TokenizerSettings
+from aigc.models.layers import sinusoidal_embedding
 from aigc.models.text.common import LanguageModel
-from aigc.models.text.tokenizers import TokenizerSettings
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config
@@ -53,16 +54,6 @@ class GPTConfig(TokenizerSettings):
 
 
 # -------------------------------------------------------------------------------------------- blocks
-
-
-def sinusoidal_positions(length: int, dim: int) -> Tensor:
-    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...)  (Vaswani et al. 2017, §3.5)."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]  # [L, 1]
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # [d/2]
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
-    return table
 
 
 class KVCache:
@@ -152,7 +143,7 @@ class GPT(LanguageModel):
             self.position_embedding = nn.Embedding(config.context_length, width)
         else:
             self.position_embedding = None
-            self.register_buffer("position_table", sinusoidal_positions(config.context_length, width), persistent=False)
+            self.register_buffer("position_table", sinusoidal_embedding(torch.arange(config.context_length), width, interleave=True), persistent=False)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(width, bias=config.bias)

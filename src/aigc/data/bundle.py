@@ -1,0 +1,62 @@
+"""What every dataset loader returns: a `DatasetBundle` of in-memory splits that the loop batches.
+
+The loop never sees files: a split is anything with `len()`, `get_batch(indices) -> dict of tensors` and a
+`fingerprint` (sha256 of exactly the data the model sees, stored in every checkpoint). Keeping the data in
+memory and sampling indices ourselves makes exact resume and DDP sharding a few lines (training/sampler.py).
+It is a module of its own, apart from `aigc/data/__init__.py`, so that the loaders can import it while the package
+imports them (to register them) without a loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+
+class BatchSource(Protocol):
+    fingerprint: str
+
+    def __len__(self) -> int: ...
+
+    def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class DatasetBundle:
+    train: BatchSource
+    val: BatchSource | None
+    test: BatchSource | None
+    num_classes: int | None = None
+    class_names: list[str] = field(default_factory=list)
+    source: str = ""  # where it was read from, for `aigc data show` and the checkpoint sidecar
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) of counted skips
+    model_settings: dict[str, Any] = field(default_factory=dict)  # more settings the data decides (a vocabulary, say)
+
+    def model_fields(self) -> dict[str, Any]:
+        """Model config fields that the data decides; the loop fills those the family leaves as None."""
+        # One class (a flat image folder) is no labelling at all: nothing for a conditional model to use.
+        classes = self.num_classes if self.num_classes is not None and self.num_classes >= 2 else None
+        return {"num_classes": classes, **self.model_settings}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "train": len(self.train),
+            "val": len(self.val) if self.val is not None else 0,
+            "test": len(self.test) if self.test is not None else 0,
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "skipped": len(self.skipped),
+            "fingerprint": self.train.fingerprint,
+        }
+
+
+def split_indices(count: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic train/val split: a seeded permutation, the first `val_fraction` for validation."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    val_count = int(round(count * val_fraction))
+    if val_fraction > 0 and val_count == 0 and count > 1:
+        val_count = 1
+    return order[val_count:].sort().values, order[:val_count].sort().values
