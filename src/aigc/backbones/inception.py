@@ -13,14 +13,29 @@ The FID variant differs from torchvision's Inception-v3 in (pytorch-fid `incepti
   2. the last block (Mixed_7c, "E_2") uses a max pool instead of an average pool in its pool branch;
   3. the classifier has 1008 outputs (1000 ImageNet classes + 8 unused), no auxiliary head.
 
-Never downloaded (DESIGN.md, "Offline first"): `aigc.metrics.features` asks for the file's path.
+    input   float [B, 3, 299, 299] in [-1, 1] (x / 127.5 - 1 of uint8 pixels, pytorch-fid's), RGB
+    layers  pool1 [B, 64, 73, 73]   pool2 [B, 192, 35, 35]   mixed_6e [B, 768, 17, 17]   mixed_7c [B, 2048, 8, 8]
+            (the ends of pytorch-fid's blocks 0-2 and the last block), features [B, 2048] (the final
+            average pool: FID's features), logits [B, 1008]
+
+Never downloaded (DESIGN.md, "Offline first"): the user names the file (`--inception-weights`,
+$AIGC_INCEPTION_WEIGHTS); its sha256 must start with the 6726825d of its name.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from aigc.backbones.base import Backbone, fold_batchnorm
+from aigc.errors import AigcError
+from aigc.files import sha256_file
+from aigc.registry import BACKBONES, BackboneSpec
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -29,6 +44,11 @@ FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008
+INCEPTION_WEIGHTS_ENV = "AIGC_INCEPTION_WEIGHTS"
+LAYERS = {
+    "pool1": "[B, 64, 73, 73]", "pool2": "[B, 192, 35, 35]", "mixed_6e": "[B, 768, 17, 17]",
+    "mixed_7c": "[B, 2048, 8, 8]", "features": "[B, 2048]", "logits": "[B, 1008]",
+}
 
 
 class BasicConv2d(nn.Module):
@@ -164,8 +184,15 @@ class InceptionE(nn.Module):
         return torch.cat([branch1x1, branch3x3, branch3x3dbl, branch_pool], 1)
 
 
-class FIDInceptionV3(nn.Module):
-    """Input [B, 3, 299, 299] in [-1, 1] -> 2048-d pool features and 1008 class logits."""
+class FIDInceptionV3(Backbone):
+    """Input [B, 3, 299, 299] in [-1, 1] -> named layers up to 2048-d pool features and 1008 class logits."""
+
+    name, tag = "inception-v3", "InceptionV3"
+    input_size, input_channels = INPUT_SIZE, 3
+    input_range = "float x / 127.5 - 1 in [-1, 1] (pytorch-fid's), RGB"
+    layer_shapes = LAYERS
+    feature_dim, num_classes = FEATURE_DIM, NUM_CLASSES
+    batch_size = 32
 
     def __init__(self) -> None:
         super().__init__()
@@ -187,24 +214,87 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7c = InceptionE(2048, max_pool=True)
         self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)  # difference 3: 1008 classes
 
-    def features(self, x: Tensor) -> Tensor:
-        """[B, 3, 299, 299] in [-1, 1] -> [B, 2048], the final average pool (pytorch-fid's block 3)."""
-        x = self.Conv2d_1a_3x3(x)  # [B, 32, 149, 149]
+    def from_uint8(self, images: Tensor) -> Tensor:
+        return images.to(torch.float32).div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
+
+    def walk(self, images: Tensor) -> Iterator[tuple[str, Tensor]]:
+        x = self.Conv2d_1a_3x3(images)  # [B, 32, 149, 149]
         x = self.Conv2d_2a_3x3(x)  # [B, 32, 147, 147]
         x = self.Conv2d_2b_3x3(x)  # [B, 64, 147, 147]
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # [B, 64, 73, 73]
+        yield "pool1", x
         x = self.Conv2d_3b_1x1(x)  # [B, 80, 73, 73]
         x = self.Conv2d_4a_3x3(x)  # [B, 192, 71, 71]
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # [B, 192, 35, 35]
+        yield "pool2", x
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d):
             x = block(x)  # [B, 256 / 288 / 288, 35, 35]
         x = self.Mixed_6a(x)  # [B, 768, 17, 17]
         for block in (self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
             x = block(x)  # [B, 768, 17, 17]
+        yield "mixed_6e", x
         x = self.Mixed_7a(x)  # [B, 1280, 8, 8]
         x = self.Mixed_7b(x)  # [B, 2048, 8, 8]
         x = self.Mixed_7c(x)  # [B, 2048, 8, 8]
-        return x.mean(dim=(2, 3))  # [B, 2048]
+        yield "mixed_7c", x
+        features = x.mean(dim=(2, 3))  # [B, 2048], pytorch-fid's block 3
+        yield "features", features
+        yield "logits", self.fc(features)  # [B, 1008]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.features(x))  # [B, 1008] logits
+
+def inception_weights_missing_error(detail: str) -> AigcError:
+    return AigcError(
+        f"inception-v3 needs the FID Inception weights file {FID_WEIGHTS_FILE}, which aigc never downloads: {detail}",
+        field="--inception-weights",
+        fix=f"download it once from {FID_WEIGHTS_URL} (the file pytorch-fid uses), then pass "
+        f"--inception-weights PATH (Python: inception_weights=PATH) or set {INCEPTION_WEIGHTS_ENV}=PATH; "
+        "or score with --feature-network efficientnet-lite0 (labelled FD-EffNetLite0, not FID)",
+    )
+
+
+def load_inception_v3(*, device: str = "cpu", weights: str | Path | None = None) -> FIDInceptionV3:
+    """The FID Inception-v3 from pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` at `weights` (or
+    $AIGC_INCEPTION_WEIGHTS). Its sha256 must start with 6726825d, the hash in the file's name."""
+    from aigc.checkpoint import load_weights
+
+    weights = weights or os.environ.get(INCEPTION_WEIGHTS_ENV)
+    if not weights:
+        raise inception_weights_missing_error("no path was given")
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise inception_weights_missing_error(f"{path} does not exist")
+    digest = sha256_file(path)
+    if not digest.startswith(FID_WEIGHTS_SHA256_PREFIX):
+        raise AigcError(
+            f"{path} has sha256 {digest[:16]}..., not the FID Inception weights (sha256 {FID_WEIGHTS_SHA256_PREFIX}...); "
+            "other Inception weights (torchvision's, say) give numbers that are not FID",
+            field="--inception-weights",
+            fix=inception_weights_missing_error("").fix,
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # a pickle: restricted unpickler only
+    except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
+        raise AigcError(f"cannot read {path}: {error}", field="--inception-weights") from None
+    network = FIDInceptionV3()
+    own = network.state_dict()
+    # Files saved before PyTorch 0.4.1 lack BatchNorm's `num_batches_tracked` counters; they are unused in eval.
+    state = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state}
+    load_weights(network, state, source=str(path))
+    network.eval()
+    for block in network.modules():  # speed only: BatchNorms folded into their convolutions (as EfficientNet)
+        if isinstance(block, BasicConv2d):
+            fold_batchnorm(block, "conv", "bn")
+    network.to(memory_format=torch.channels_last)
+    network.weights_sha256, network.weights_source = digest, str(path)
+    return network.to(device).eval()
+
+
+BACKBONES.register("inception-v3", BackboneSpec(
+    name="inception-v3",
+    load=load_inception_v3,
+    description="the FID Inception-v3 (TensorFlow graph of 2015-12-05, pytorch-fid's port), ImageNet",
+    source=f"a file you name: {FID_WEIGHTS_FILE} from {FID_WEIGHTS_URL}",
+    layers=LAYERS,
+    input="299x299 RGB, float x / 127.5 - 1 in [-1, 1]",
+    weights_file=FID_WEIGHTS_FILE,
+))

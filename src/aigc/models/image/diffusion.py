@@ -109,7 +109,7 @@ class Diffusion(nn.Module):
 
     def scheduler(self, sampler: str | None = None):
         config = self.config
-        return SCHEDULERS[sampler or config.sampler](config.num_train_timesteps, config.beta_schedule, config.prediction)
+        return SCHEDULERS.get(sampler or config.sampler)(config.num_train_timesteps, config.beta_schedule, config.prediction)
 
     def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         return {"model": build_optimizer(self.parameters(), optim)}
