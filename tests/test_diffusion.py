@@ -56,7 +56,7 @@ def test_training_lowers_the_denoising_loss(tmp_path):
     torch.manual_seed(0)
     before = float(untrained.validation_step(batch)["loss"])
     result = train_tiny("ddpm", tmp_path / "run", "train.max_steps=60", "train.eval_every=60", "optim.lr=3e-3")
-    model = aigc.load(result.run_dir, weights="model")
+    model = aigc.load(result.run_dir, weights="model").module
     torch.manual_seed(0)
     after = float(model.validation_step(batch)["loss"])
     assert after < 0.8 * before  # eps prediction starts near 1 (predicting 0 for unit-variance noise)
@@ -74,12 +74,12 @@ def test_each_image_depends_on_its_seed_alone(sampler, tmp_path):
 def test_class_guidance_mixes_the_two_predictions_by_the_formula(tmp_path):
     model = aigc.load(train_tiny("ddpm", tmp_path / "run", "model.conditioning=class").run_dir)
     sample = torch.randn(3, 1, 8, 8)
-    condition = model.condition(torch.tensor([1, 2, 3]))
-    null = model.condition.unconditional(3, sample.device)
+    condition = model.module.condition(torch.tensor([1, 2, 3]))
+    null = model.module.condition.unconditional(3, sample.device)
     with torch.no_grad():
-        conditional = model.predict(sample, 40, condition, null, 1.0)
-        unconditional = model.predict(sample, 40, condition, null, 0.0)
-        guided = model.predict(sample, 40, condition, null, 3.0)
+        conditional = model.module.predict(sample, 40, condition, null, 1.0)
+        unconditional = model.module.predict(sample, 40, condition, null, 0.0)
+        guided = model.module.predict(sample, 40, condition, null, 3.0)
     torch.testing.assert_close(guided, unconditional + 3.0 * (conditional - unconditional), atol=1e-5, rtol=1e-5)
     a = model.generate(Request(count=3, seed=1, labels=[4], guidance=1.0))
     b = model.generate(Request(count=3, seed=1, labels=[4], guidance=4.0))
@@ -96,7 +96,7 @@ def test_interpolation_ends_at_the_two_seeds(tmp_path):
 
 def test_sampling_uses_the_ema_weights(tmp_path):
     result = train_tiny("ddpm", tmp_path / "run", "train.ema_decay=0.9")
-    assert aigc.load(result.run_dir).provenance["weights"] == "ema"
+    assert aigc.load(result.run_dir).info.weights == "ema"
 
 
 def test_bad_input_is_explained(tmp_path):

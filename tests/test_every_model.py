@@ -48,7 +48,7 @@ class Snapshot(Callback):
 def test_training_steps_change_every_network(family, tmp_path):
     snapshot = Snapshot()
     result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").named_parameters())
+    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
     for network in ("generator.", "discriminator."):
         names = [name for name in snapshot.initial if name.startswith(network)]
         assert names
@@ -78,7 +78,7 @@ def test_loaded_weights_equal_the_trained_ones(family, tmp_path):
     from safetensors.torch import load_file
 
     saved = load_file(str(result.checkpoint / "model.safetensors"))
-    loaded = aigc.load(result.run_dir, weights="model").state_dict()
+    loaded = aigc.load(result.run_dir, weights="model").module.state_dict()
     assert saved.keys() == loaded.keys()
     for key in saved:
         assert torch.equal(saved[key], loaded[key])
@@ -88,7 +88,7 @@ def test_loaded_weights_equal_the_trained_ones(family, tmp_path):
 def test_likelihood_model_training_changes_every_network(family, tmp_path):
     snapshot = Snapshot()
     result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").named_parameters())
+    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
     assert snapshot.initial.keys() == trained.keys()
     for network in {name.split(".")[0] for name in trained}:  # encoder, decoder, unet, condition, ...
         names = [name for name in trained if name.split(".")[0] == network]
@@ -127,7 +127,7 @@ def test_the_classifier_family_is_registered_as_a_classifier():
 def test_classifier_training_steps_change_the_weights(family, tmp_path):
     snapshot = Snapshot()
     result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").named_parameters())
+    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
     assert snapshot.initial.keys() == trained.keys()
     changed = [name for name in trained if not torch.equal(snapshot.initial[name], trained[name])]
     assert len(changed) == len(trained), f"unchanged: {sorted(set(trained) - set(changed))}"
@@ -139,8 +139,8 @@ def test_classifier_training_steps_change_the_weights(family, tmp_path):
 @pytest.mark.parametrize("family", CLASSIFIERS)
 def test_classifier_save_load_gives_identical_logits(family, tmp_path):
     result = train_tiny(family, tmp_path / "run")
-    model = aigc.load(result.run_dir, weights="model")
-    again = aigc.load(result.run_dir, weights="model")
+    model = aigc.load(result.run_dir, weights="model").module
+    again = aigc.load(result.run_dir, weights="model").module
     assert not model.training and not again.training
     images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_the_text_families_are_registered():
 def test_text_training_steps_change_every_network(family, tmp_path):
     snapshot = Snapshot()
     result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").named_parameters())
+    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
     networks = {name.split(".")[0] for name in trained}
     for network in networks:  # every top-level part (embedding, blocks, encoder, decoder, ...) learned
         names = [name for name in trained if name.split(".")[0] == network]
@@ -200,7 +200,7 @@ def test_text_generation_is_deterministic_for_a_seed_and_survives_save_load(fami
     # Streaming yields the same text, piece by piece.
     assert "".join(model.stream(request.model_copy(update={"count": 1}))) == first.texts[0]
     # The tokenizer travelled inside the checkpoint and still round-trips English and Chinese.
-    assert model.tokenizer.decode(model.tokenizer.encode("Shall I 床前明月光")) == "Shall I 床前明月光"
+    assert model.module.tokenizer.decode(model.module.tokenizer.encode("Shall I 床前明月光")) == "Shall I 床前明月光"
 
 
 @pytest.mark.parametrize("family", TEXT)

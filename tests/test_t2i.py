@@ -74,9 +74,9 @@ def test_prompts_in_english_and_chinese_make_images_and_travel_in_the_png(family
     prompts = encode_prompts("use-multilingual", ["手写的数字七", "a handwritten one"])
     with torch.no_grad():
         if family == "t2i-diffusion":
-            outputs = model.unet(torch.zeros(2, 1, 8, 8), torch.tensor([50, 50]), model.condition(prompts))
+            outputs = model.module.unet(torch.zeros(2, 1, 8, 8), torch.tensor([50, 50]), model.module.condition(prompts))
         else:
-            outputs = model.generator(torch.zeros(2, model.generator.noise_dim), prompts)
+            outputs = model.module.generator(torch.zeros(2, model.module.generator.noise_dim), prompts)
     assert not torch.allclose(outputs[0], outputs[1])
     path = batch.save_grid(tmp_path / "grid.png")
     parameters = json.loads(read_png_text(path)["aigc"])

@@ -84,7 +84,7 @@ def test_seq2seq_learns_the_tiny_task_and_beam_searches(family, tmp_path):
     sample = model.generate(TextRequest(prompt="床前明月光，疑是地上霜。", num_beams=3, count=2, max_tokens=12))
     assert len(sample.texts) == 2 and sample.finish_reasons[0] in ("eos", "length")
     # Training text is learned: teacher-forced loss on the training pairs fell well below uniform.
-    assert result.metrics["loss/model"] < math.log(model.config.vocab_size) - 1.0
+    assert result.metrics["loss/model"] < math.log(model.module.config.vocab_size) - 1.0
     preview = (result.run_dir / "samples")
     assert any(preview.glob("*.txt"))
 
@@ -104,7 +104,7 @@ def test_a_preset_trains_on_the_users_text_file_and_resumes_exactly(tmp_path):
     assert resumed.step == 4
     assert_same_tensors(weights(straight.checkpoint), weights(resumed.checkpoint))
     model = aigc.load(straight.run_dir)
-    assert model.tokenizer.decode(model.tokenizer.encode("秋水共长天一色")) == "秋水共长天一色"
+    assert model.module.tokenizer.decode(model.module.tokenizer.encode("秋水共长天一色")) == "秋水共长天一色"
     sample = model.generate(TextRequest(prompt="落霞", max_tokens=8, seed=0))
     assert sample.token_counts[0] <= 8
 
@@ -123,9 +123,9 @@ def test_sample_files_carry_their_settings(tmp_path):
 def test_a_bpe_model_with_ema_weights_trains_saves_and_generates_chinese(tmp_path):
     result = train_tiny("gpt", tmp_path / "run", "model.tokenizer_kind=bpe", "model.max_vocab=300", "train.ema_decay=0.9")
     model = aigc.load(result.run_dir)  # EMA weights
-    assert model.provenance["weights"] == "ema" and model.tokenizer.kind == "bpe"
+    assert model.info.weights == "ema" and model.module.tokenizer.kind == "bpe"
     text = "床前明月光，疑是地上霜。🙂"
-    assert model.tokenizer.decode(model.tokenizer.encode(text)) == text
+    assert model.module.tokenizer.decode(model.module.tokenizer.encode(text)) == text
     pieces = list(model.stream(TextRequest(prompt="床前", max_tokens=12, seed=2)))
     assert "".join(pieces) == model.generate(TextRequest(prompt="床前", max_tokens=12, seed=2)).text
     final = "".join(pieces)

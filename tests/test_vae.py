@@ -109,7 +109,7 @@ def test_training_raises_the_elbo(tmp_path):
     config = tiny("vae")
     data = load_dataset(config.data, config.model)
     before = untrained.negative_elbo(data.val)
-    after = model.negative_elbo(data.val)
+    after = model.module.negative_elbo(data.val)
     assert after["negative_elbo_nats"] < before["negative_elbo_nats"] - 50
     assert after["bits_per_dim"] == pytest.approx(after["negative_elbo_nats"] / (64 * math.log(2)))
     assert after["negative_elbo_nats"] == pytest.approx(after["reconstruction_nats"] + after["kl_nats"])
@@ -127,11 +127,11 @@ def test_interpolation_walks_from_seed_a_to_seed_b(tmp_path):
 def test_reconstruction_returns_originals_then_reconstructions(tmp_path):
     model = aigc.load(train_tiny("vae", tmp_path / "run").run_dir)
     images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
-    result = model.reconstruct(images)
+    result = model.module.reconstruct(images)
     assert result.images.shape == (8, 8, 8, 1)
     np.testing.assert_array_equal(result.images[:4], images)
     with pytest.raises(AigcError, match="the model takes"):
-        model.reconstruct(np.zeros((1, 28, 28, 1), np.uint8))
+        model.module.reconstruct(np.zeros((1, 28, 28, 1), np.uint8))
 
 
 def test_bad_requests_say_what_to_do(tmp_path):

@@ -63,6 +63,12 @@ class LoadedModel:
 
         return generate(self.module, request, info=self.info, policy=policy, progress=progress)
 
+    def stream(self, request: Any, *, policy: Any = None) -> Any:
+        """Text pieces as they are made (text models, one sampled text); afterwards `.artifact` is the sample."""
+        from aigc.generation.pipeline import stream
+
+        return stream(self.module, request, info=self.info, policy=policy)
+
     def to(self, device: str | torch.device) -> "LoadedModel":
         self.module.to(device)
         return self

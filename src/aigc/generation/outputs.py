@@ -73,9 +73,14 @@ class ImageBatch:
             canvas[top : top + height, left : left + width] = array
         return Image.fromarray(canvas[..., 0], "L") if channels == 1 else Image.fromarray(canvas, "RGB")
 
-    def _png(self, picture: Image.Image, seeds: list[int], labels: list[int] | None) -> bytes:
+    def _png(self, picture: Image.Image, seeds: list[int], labels: list[int] | None, parameters: dict[str, Any] | None = None) -> bytes:
         size = {"Size": f"{picture.width}x{picture.height}"}
-        return png_bytes(picture, provenance_texts(self.model, seeds, labels, self.parameters, size))
+        return png_bytes(picture, provenance_texts(self.model, seeds, labels, self.parameters if parameters is None else parameters, size))
+
+    def parameters_of(self, index: int) -> dict[str, Any]:
+        """The parameters of image `index` alone: with one prompt per image, its own prompt."""
+        prompts = self.parameters.get("prompts")
+        return {**self.parameters, "prompts": prompts[index]} if isinstance(prompts, list) else self.parameters
 
     def files(self) -> list[ArtifactFile]:
         """One PNG per image, each carrying its own seed and label: what the studio stores and `save_each` writes."""
@@ -84,8 +89,9 @@ class ImageBatch:
             picture, seed = self.image(index), self.seeds[index]
             label = None if self.labels is None else self.labels[index]
             labels = None if label is None else [label]
-            record = provenance_record(self.model, [seed], labels, self.parameters)
-            files.append(ArtifactFile("image", "image/png", ".png", self._png(picture, [seed], labels), seed, label, picture.width, picture.height, record))
+            parameters = self.parameters_of(index)
+            record = provenance_record(self.model, [seed], labels, parameters)
+            files.append(ArtifactFile("image", "image/png", ".png", self._png(picture, [seed], labels, parameters), seed, label, picture.width, picture.height, record))
         return files
 
     def save_grid(self, path: str | Path, columns: int | None = None) -> Path:

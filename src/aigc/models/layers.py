@@ -49,20 +49,19 @@ def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def image_batch(model: nn.Module, images: Tensor, request, seeds: list[int], labels: list[int] | None, prompts: list[str] | None, **settings):
-    """What an image model's generate() returns: uint8 images with the provenance their PNGs record — the
-    checkpoint (from `aigc.load`), the sampling `settings` (sampler, steps, guidance), the prompts and their
-    encoder, and the interpolation."""
+    """What an image model's generate() returns: uint8 images with the settings their PNGs record — the
+    sampling `settings` (sampler, steps, guidance), the prompts and their encoder, and the interpolation.
+    (The generation pipeline adds the checkpoint it was loaded from.)"""
     from aigc.generation.outputs import ImageBatch
 
-    provenance = getattr(model, "provenance", {})
-    parameters = {k: v for k, v in provenance.items() if k != "model"} | settings
+    parameters = dict(settings)
     if prompts is not None:
         parameters["prompts"] = prompts if len(set(prompts)) > 1 else prompts[0]
         parameters["prompt_encoder"] = model.config.prompt_encoder
     if getattr(request, "interpolate", None) is not None:
         parameters["interpolate"] = list(request.interpolate)
     return ImageBatch(images=to_uint8_images(images).numpy(), seeds=seeds, labels=labels,
-                      model=provenance.get("model", model.family_name), parameters=parameters)
+                      model=model.family_name, parameters=parameters)
 
 
 def norm_2d(kind: str, channels: int) -> nn.Module:

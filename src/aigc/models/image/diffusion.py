@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
+from aigc.generation.progress import report_progress
 from aigc.generation.requests import DiffusionImageRequest, TextToImageRequest
 from aigc.models.image.unet import UNet
 from aigc.models.layers import (
@@ -181,10 +182,11 @@ class Diffusion(nn.Module):
             condition = self.condition(raw_condition) if raw_condition is not None else None
             null = self.condition.unconditional(request.count, device) if condition is not None else None
             sample = noise.to(device)
-            for timestep in scheduler.timesteps:  # T-1 ... 0, `steps` of them
+            for done, timestep in enumerate(scheduler.timesteps, 1):  # T-1 ... 0, `steps` of them
                 output = self.predict(sample, int(timestep), condition, null, guidance)
                 step_noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device) if sampler == "ddpm" else None
                 sample = scheduler.step(output, int(timestep), sample, step_noise).prev_sample
+                report_progress(done, len(scheduler.timesteps))
         settings = {"sampler": sampler, "sample_steps": steps} | ({"guidance": guidance} if config.conditioning != "none" else {})
         return image_batch(self, sample, request, seeds, labels, prompts, **settings)
 

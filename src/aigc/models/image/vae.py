@@ -301,7 +301,7 @@ class VAE(nn.Module):
         return ImageBatch(
             images=to_uint8_images(both).numpy(), seeds=list(range(count)) * 2,
             labels=None if labels is None else list(labels) * 2,
-            model=getattr(self, "provenance", {}).get("model", self.family_name),
+            model=self.family_name,
             parameters={"purpose": "reconstruction: originals (first half), reconstructions (second half)"},
         )
 

@@ -113,15 +113,14 @@ class TextModel(nn.Module):
         return self.text_sample(request, results)
 
     def text_sample(self, request: TextRequest, results: list[decoding.Decoded]) -> TextSample:
-        provenance = getattr(self, "provenance", {})
         return TextSample(
             texts=[r.text for r in results],
             prompt=request.prompt,
             seeds=[request.seed + i for i in range(len(results))],
             token_counts=[len(r.token_ids) for r in results],
             finish_reasons=[r.finish_reason for r in results],
-            model=provenance.get("model", self.family_name),
-            parameters={**request.model_dump(exclude={"prompt"}), **{k: v for k, v in provenance.items() if k != "model"}},
+            model=self.family_name,
+            parameters=request.model_dump(exclude={"prompt"}),
         )
 
     @staticmethod
