@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from aigc.errors import ConfigError
 from aigc.generation.metadata import a1111_parameters, parse_a1111_parameters
-from aigc.studio.jobs.encode import read_wav_info, wav_bytes
 from aigc.studio.settings import StudioSettings
 from aigc.studio.storage import LocalArtifactStore
 
@@ -39,16 +38,6 @@ def test_a1111_parameters_round_trip_through_the_reader():
     assert parsed["Prompt"] == "a cat, sitting: on a mat" and parsed["Negative prompt"] == "blurry, dark"
     assert parsed["Seed"] == "5" and parsed["Size"] == "28x28" and parsed["Model"] == "cgan: mnist" and "Label" not in parsed
     assert parse_a1111_parameters(a1111_parameters("", "", {"Seed": 1, "Model": "m", "Size": "8x8"}))["Prompt"] == ""
-
-
-def test_wav_carries_provenance_in_its_info_chunk():
-    waveform = np.sin(np.linspace(0, 100, 1600)).astype(np.float32)
-    data = wav_bytes(waveform, 16000, {"INAM": "specgan-digits", "ICMT": "Seed: 3, Model: specgan", "ISFT": "aigc"})
-    with wave.open(BytesIO(data)) as reader:  # a standard reader accepts it
-        assert reader.getframerate() == 16000 and reader.getnchannels() == 1 and reader.getnframes() == 1600
-        samples = np.frombuffer(reader.readframes(1600), "<i2") / 32767
-    assert np.abs(samples - waveform).max() < 1e-4
-    assert read_wav_info(data) == {"INAM": "specgan-digits", "ICMT": "Seed: 3, Model: specgan", "ISFT": "aigc"}
 
 
 def test_settings_come_from_the_environment_with_errors_that_name_the_variable(tmp_path):

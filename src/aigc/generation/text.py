@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from aigc.files import atomic_write_text
+from aigc.files import atomic_write_bytes, atomic_write_text
 from aigc.generation.outputs import ArtifactFile, provenance_record
 from aigc.generation.requests import GenerationRequest
 
@@ -95,12 +95,15 @@ class TextSample:
         return files
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
-        """One .txt (+ .json) per sample, named by its seed."""
+        """One .txt per sample, named by its seed, holding exactly the text (the bytes the studio stores),
+        and a .json record beside each."""
         paths = []
-        for index, seed in enumerate(self.seeds):
+        for index, file in enumerate(self.files()):
             single = TextSample(
-                texts=[self.texts[index]], prompt=self.prompt, seeds=[seed], token_counts=[self.token_counts[index]],
+                texts=[self.texts[index]], prompt=self.prompt, seeds=[file.seed], token_counts=[self.token_counts[index]],
                 finish_reasons=[self.finish_reasons[index]], model=self.model, parameters=self.parameters,
             )
-            paths.append(single.save(Path(folder) / f"{stem}-seed{seed}.txt"))
+            path = atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data)
+            atomic_write_text(path.with_suffix(".json"), json.dumps(single.to_dict(), ensure_ascii=False, indent=2) + "\n")
+            paths.append(path)
         return paths

@@ -253,6 +253,7 @@ class ModelCache:
 
 
 def _load(entry: ModelEntry) -> Any:
-    from aigc.api import load
+    """A `LoadedModel` (aigc.loading): its `generate` is the one generation path."""
+    from aigc.loading import load
 
     return load(entry.path)

@@ -49,6 +49,7 @@ class StudioSettings(BaseModel):
     stream_flush_seconds: float = Field(0.1, gt=0)  # streaming text jobs save the text so far this often
     max_images_per_job: int = Field(64, ge=1, le=1024)  # `count` above this is refused
     max_string_chars: int = Field(2000, ge=1)  # prompts and other text parameters
+    progress_seconds: float = Field(0.5, gt=0)  # long chunks (diffusion steps) report progress at most this often
     max_body_bytes: int = Field(64 * 1024, ge=1024)  # request bodies above this get 413
     rate_limit_per_minute: int = Field(120, ge=1)  # jobs one key (or anonymous loopback use) may submit per minute
     queue_limit: int = Field(32, ge=1)  # queued + running jobs one key may have at once

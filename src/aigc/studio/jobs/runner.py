@@ -15,14 +15,13 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from aigc.errors import AigcError
+from aigc.generation import pipeline
 from aigc.studio.db.models import Artifact, Job, utcnow
-from aigc.studio.jobs.encode import encode
 from aigc.studio.services import Services
 
 log = logging.getLogger("aigc.studio.jobs")
@@ -156,45 +155,13 @@ class _Taken(Exception):
     """The job is no longer this worker's (cancelled, or re-queued after its lease ran out)."""
 
 
-def _chunks(request: Any, entry, size: int) -> list[tuple[int, Any]]:
-    """Split a seeded multi-sample request into steps that give the same samples as one call.
-    Image i uses seed + i, and labels are resolved per image first, so chunking changes nothing."""
-    count, seed = getattr(request, "count", None), getattr(request, "seed", None)
-    if entry.modality != "image" or count is None or seed is None or count <= size:  # (beam search ranks a whole set)
-        return [(0, request)]
-    if getattr(request, "interpolate", None) is not None or isinstance(getattr(request, "prompt", None), list):
-        return [(0, request)]  # a latent walk is one path; per-image prompts would need slicing too
-    labels = request.labels_for(entry.num_classes) if hasattr(request, "labels_for") else getattr(request, "labels", None)
-    steps = []
-    for start in range(0, count, size):
-        n = min(size, count - start)
-        update_: dict[str, Any] = {"count": n, "seed": seed + start}
-        if "labels" in type(request).model_fields:
-            update_["labels"] = None if labels is None else labels[start : start + n]
-        steps.append((start, request.model_copy(update=update_)))
-    return steps
-
-
-@dataclass
-class _Streamed:
-    """The text a streaming job made, in the shape `encode` stores (like a one-sample TextSample)."""
-
-    texts: list[str]
-    seed: int | None = None
-
-
-def _streams(model: Any, entry, request: Any) -> bool:
-    """Text models that can stream one sampled text (count 1, no beam search) stream it into the job."""
-    return entry.modality == "text" and callable(getattr(model, "stream", None)) and getattr(request, "count", 1) == 1 and getattr(request, "num_beams", 1) == 1
-
-
-def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock, request: Any) -> _Streamed:
-    """Run `model.stream(request)`, saving the text so far every `stream_flush_seconds` (readers see it
-    in `partial_text`); a cancel stops it at the next save. The pieces joined are the text `generate` makes."""
+def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock, request: Any) -> Any:
+    """Stream one text into the job, saving the text so far every `stream_flush_seconds` (readers see it in
+    `partial_text`); a cancel stops it at the next save. Returns the artifact `generate` makes for the request."""
     pieces: list[str] = []
     last = time.monotonic()
 
-    def save(final: bool = False) -> None:
+    def save() -> None:
         with services.db.session() as session:
             result = session.execute(
                 update(Job)
@@ -207,18 +174,49 @@ def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lo
         services.events.publish(job_id)
 
     with lock:
-        for piece in model.stream(request):
+        streamed = pipeline.stream(model.module, request, info=model.info)
+        for piece in streamed:
             pieces.append(piece)
             if time.monotonic() - last >= services.settings.stream_flush_seconds:
                 save()
                 last = time.monotonic()
-    return _Streamed(["".join(pieces)], getattr(request, "seed", None))
+    return streamed.artifact
+
+
+class _StepProgress:
+    """Reports progress inside a chunk (diffusion steps) to the job row, at most every `progress_seconds`."""
+
+    def __init__(self, services: Services, job_id: str, worker_id: str, done: int, size: int, total: int):
+        self.services, self.job_id, self.worker_id = services, job_id, worker_id
+        self.done, self.size, self.total = done, size, total
+        self._last = time.monotonic()
+
+    def __call__(self, step: int, steps: int) -> None:
+        if time.monotonic() - self._last < self.services.settings.progress_seconds or step >= steps:
+            return
+        self._last = time.monotonic()
+        made = self.done + self.size * step / steps
+        with self.services.db.session() as session:
+            session.execute(
+                update(Job).where(Job.id == self.job_id, Job.status == RUNNING, Job.worker_id == self.worker_id)
+                .values(progress=min(made / self.total, 0.999), message=f"{self.done}/{self.total}, step {step}/{steps}", lease_until=_lease(self.services))
+            )
+            session.commit()
+        self.services.events.publish(self.job_id)
+
+
+def _stored_indices(services: Services, job_id: str) -> set[int]:
+    """Samples an earlier attempt of this job already stored (each chunk is stored in one transaction)."""
+    with services.db.session() as session:
+        return set(session.scalars(select(Artifact.index).where(Artifact.job_id == job_id)).all())
 
 
 def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock) -> None:
-    """Generate a claimed job step by step. Each step's artifacts, progress and lease go in one transaction,
-    guarded by `status = running AND worker = me AND not cancel_requested`; the last step also marks the
-    job succeeded, so a one-step job costs one write after its claim."""
+    """Generate a claimed job chunk by chunk through the generation pipeline. Each chunk's artifacts,
+    progress and lease go in one transaction, guarded by `status = running AND worker = me AND not
+    cancel_requested`; the last one also marks the job succeeded. A job re-queued after a crash resumes:
+    chunks an earlier attempt stored whole are kept, and a partly stored one is replaced, so every sample
+    is stored exactly once."""
     with services.db.session() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -227,27 +225,35 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
         if job.cancel_requested:
             raise _Taken("cancelled")
     entry = services.catalog.get(model_name)
-    request = entry.request_class.model_validate(params)
+    request = pipeline.validate(model.module, params)
     started = time.perf_counter()
-    if _streams(model, entry, request):
-        steps = [(0, _stream_text(services, job_id, worker_id, model, lock, request))]
+    if pipeline.can_stream(model.module, request) and entry.modality == "text":
+        chunks = [(0, request)]
+        streamed = _stream_text(services, job_id, worker_id, model, lock, request)
     else:
-        steps = _chunks(request, entry, services.settings.chunk_images)
-    total = getattr(request, "count", None) or len(steps)
+        chunks = request.chunks(services.settings.chunk_images, entry.num_classes)
+        streamed = None
+    total = request.count
+    stored = _stored_indices(services, job_id)
     made = 0
-    for number, (start, step) in enumerate(steps, 1):
-        if isinstance(step, _Streamed):
-            output = step
+    for number, (start, chunk) in enumerate(chunks, 1):
+        indices = set(range(start, start + chunk.count))
+        last = number == len(chunks)
+        if indices <= stored and not last:
+            made += chunk.count  # stored whole by an earlier attempt
+            continue
+        if streamed is not None:
+            output = streamed
         else:
             with lock:
-                output = model.generate(step)
-        files = encode(output, model_name=entry.name, family=entry.family, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step, params=params, first_index=start)
-        keys = services.store.put_many([(item.data, item.suffix) for item in files])
-        made += getattr(step, "count", None) or 1
-        if number == len(steps):
+                output = model.generate(chunk, progress=_StepProgress(services, job_id, worker_id, made, chunk.count, total))
+        files = [] if indices <= stored else output.files()
+        keys = services.store.put_many([(file.data, file.suffix) for file in files])
+        made += chunk.count
+        if last:
             values = _finish_values(SUCCEEDED, created_at, started_at, message=f"done in {time.perf_counter() - started:.3f}s")
-            if isinstance(step, _Streamed):
-                values["partial_text"] = step.texts[0]
+            if streamed is not None:
+                values["partial_text"] = streamed.texts[0]
         else:
             values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": _lease(services)}
         with services.db.session() as session:
@@ -258,17 +264,19 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
                 session.rollback()
                 cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id))
                 raise _Taken("cancelled" if cancelled else "taken")
-            for offset, (item, key) in enumerate(zip(files, keys)):
+            if files and indices & stored:  # a chunk an earlier attempt stored in part (another chunk size)
+                session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.index.in_(sorted(indices))))
+            for offset, (file, key) in enumerate(zip(files, keys)):
                 session.add(
                     Artifact(
-                        job_id=job_id, index=start + offset, kind=item.kind, media_type=item.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
-                        storage_key=key, size_bytes=len(item.data), seed=item.seed, label=item.label, width=item.width, height=item.height,
-                        model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=item.parameters,
+                        job_id=job_id, index=start + offset, kind=file.kind, media_type=file.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
+                        storage_key=key, size_bytes=len(file.data), seed=file.seed, label=file.label, width=file.width, height=file.height,
+                        model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=file.record,
                     )
                 )
             session.commit()
         services.events.publish(job_id)
-    log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "steps": len(steps)})
+    log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "chunks": len(chunks), "resumed": len(stored)})
 
 
 def run_claimed(services: Services, job_ids: list[str], worker_id: str) -> None:
