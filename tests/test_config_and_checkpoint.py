@@ -126,3 +126,27 @@ def test_published_files_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(folder).st_mode) == FOLDER_MODE
     assert all(stat.S_IMODE(os.stat(p).st_mode) == FILE_MODE for p in folder.iterdir())
     assert FILE_MODE & 0o044  # readable by others under a usual umask
+
+
+def test_build_optimizer_makes_what_the_config_names_over_trainable_parameters_only():
+    from aigc.config import OptimConfig, build_optimizer
+
+    frozen, trained = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    frozen.requires_grad_(False)
+    parameters = [*frozen.parameters(), *trained.parameters()]
+    adam = build_optimizer(parameters, OptimConfig(lr=0.01, betas=(0.5, 0.9)))
+    assert type(adam) is torch.optim.Adam and adam.defaults["betas"] == (0.5, 0.9) and adam.defaults["lr"] == 0.01
+    assert [p for group in adam.param_groups for p in group["params"]] == list(trained.parameters())
+    sgd = build_optimizer(trained.parameters(), OptimConfig(name="sgd", momentum=0.9))
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.9
+    assert type(build_optimizer(trained.parameters(), OptimConfig(name="rmsprop"))) is torch.optim.RMSprop
+
+
+def test_pick_device_reads_the_device_setting():
+    from aigc.config import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == (torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu"))
+    if torch.cuda.device_count() >= 2:
+        assert pick_device("cuda", local_rank=1) == torch.device("cuda:1")  # torchrun's process on GPU 1
+        assert pick_device("cuda:0", local_rank=1) == torch.device("cuda:0")  # as written, whatever the rank

@@ -14,6 +14,7 @@ import aigc
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.generation.text import TextRequest
+from aigc.models.layers import sinusoidal_embedding
 from aigc.models.text.common import evaluate_split
 from aigc.training.loop import _fill_from_data, build_model
 from helpers import assert_same_tensors, train_tiny, weights
@@ -25,6 +26,21 @@ def built(preset: str, *overrides: str):
     _fill_from_data(config, data)
     torch.manual_seed(0)
     return build_model(config).eval(), data
+
+
+def test_sinusoidal_positions_follow_the_papers_formula_and_timesteps_put_cosines_first():
+    # One function serves the transformers' position tables and the U-Net's timestep embedding; each
+    # layout is checked against its formula in float64 (Vaswani et al. 2017, §3.5).
+    length, dim = 50, 16
+    position = torch.arange(length, dtype=torch.float64)[:, None]
+    angles = position / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))  # [L, d/2]
+    table = sinusoidal_embedding(torch.arange(length), dim, interleave=True)
+    torch.testing.assert_close(table[:, 0::2].double(), torch.sin(angles), rtol=0, atol=2e-5)
+    torch.testing.assert_close(table[:, 1::2].double(), torch.cos(angles), rtol=0, atol=2e-5)
+    timesteps = sinusoidal_embedding(torch.arange(length), dim)
+    torch.testing.assert_close(timesteps.double(), torch.cat([torch.cos(angles), torch.sin(angles)], dim=1), rtol=0, atol=2e-5)
+    assert sinusoidal_embedding(torch.arange(3), 7).shape == (3, 7)  # an odd dim: one zero column
+    assert torch.equal(sinusoidal_embedding(torch.arange(3), 7)[:, 6], torch.zeros(3))
 
 
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
