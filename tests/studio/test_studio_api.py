@@ -40,7 +40,8 @@ def test_job_runs_and_its_artifacts_match_a_direct_call(make_client, database_ur
     assert [a["index"] for a in artifacts] == list(range(12)) and [a["seed"] for a in artifacts] == list(range(40, 52))
     assert {a["label"] for a in artifacts} == {7}
 
-    direct = aigc.load(tiny_runs["digits"]).generate(ImageRequest(count=12, seed=40, labels=[7]))
+    loaded = aigc.load(tiny_runs["digits"])
+    direct = loaded.generate(ImageRequest(count=12, seed=40, labels=[7]))
     for artifact, expected in zip(artifacts, direct.images):
         content = client.get(artifact["url"])
         assert content.status_code == 200 and content.headers["content-type"] == "image/png"
@@ -48,10 +49,10 @@ def test_job_runs_and_its_artifacts_match_a_direct_call(make_client, database_ur
         picture = Image.open(io.BytesIO(content.content))
         assert np.array_equal(np.asarray(picture)[..., None], expected)  # the API gives exactly the model's images
         parsed = parse_a1111_parameters(picture.text["parameters"])
-        assert parsed["Seed"] == str(artifact["seed"]) and parsed["Model"] == "digits" and parsed["Label"] == "7"
+        assert parsed["Seed"] == str(artifact["seed"]) and parsed["Model"] == loaded.info.model_name and parsed["Label"] == "7"
         assert parsed["Model hash"] == artifact["checkpoint_sha256"] and parsed["Size"] == "8x8"
     meta = client.get(f"/api/v1/artifacts/{artifacts[0]['id']}").json()
-    assert meta["parameters"]["request"] == {"count": 12, "seed": 40, "labels": [7], "interpolate": None} and meta["model"] == "digits"
+    assert meta["parameters"] == {"model": loaded.info.model_name, "seeds": [40], "labels": [7], **loaded.info.provenance()} and meta["model"] == "digits"
     download = client.get(artifacts[0]["url"], params={"download": "true"})
     assert download.headers["content-disposition"].startswith("attachment")
 
@@ -65,7 +66,7 @@ def test_job_runs_and_its_artifacts_match_a_direct_call(make_client, database_ur
         ({"model": "digits", "params": {"steps": 5}}, 422, "params.steps", "does not take"),
         ({"model": "digits", "params": {"labels": [12]}}, 422, "params.labels", "out of range"),
         ({"model": "blobs", "params": {"labels": [1]}}, 422, "params.labels", "unconditional"),
-        ({"model": "digits", "params": {"seed": -1}}, 422, "params.seed", "greater than or equal to 0"),
+        ({"model": "digits", "params": {"seed": -2}}, 422, "params.seed", "greater than or equal to -1"),
         ({"model": "digits", "params": {"seed": 2**63 - 2, "count": 4}}, 422, "params.seed", "2**63"),
         ({"model": "digits", "params": {"prompt": "a cat\x00"}}, 422, "params.prompt", "control character"),
         ({"model": "digits", "params": {"prompt": "x" * 2001}}, 422, "params.prompt", "limit is 2000"),

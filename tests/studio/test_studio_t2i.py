@@ -89,7 +89,7 @@ def test_a_chinese_prompt_becomes_a_png_that_records_it(t2i_client, t2i_catalog)
             recorded = json.loads(picture.text["aigc"])
             assert picture.text["parameters"].startswith("手写的数字七")  # the A1111-style chunk leads with the prompt
             pixels = np.array(picture)
-        assert recorded["prompt"] == "手写的数字七" and recorded["request"]["guidance"] == 2.0
+        assert recorded["prompts"] == "手写的数字七" and recorded["guidance"] == 2.0 and recorded["seeds"] == [artifact["seed"]]
         assert np.array_equal(pixels, expected.images[index][..., 0])
 
 
