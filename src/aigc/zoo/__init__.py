@@ -5,8 +5,13 @@
     aigc models retrain dcgan-mnist      # trains it again with its recorded command and re-exports it
 
 Each entry is a weights-only checkpoint folder (`checkpoint.json` + `ema.safetensors` or
-`model.safetensors`, sha256-checked on load, without the weights only training uses: a GAN's discriminator) and a record in `manifest.json`: the preset and overrides it
-was trained with, steps, minutes, metrics and the command that reproduces it.
+`model.safetensors`, sha256-checked on load) and a record in `manifest.json`: the preset and overrides it
+was trained with, steps, minutes, metrics, the data it learnt from and that data's licence, and the
+command that reproduces it. A text model's tokenizer is part of its config, so it travels in
+`checkpoint.json`. To keep the package small an export leaves out
+- the weights only training uses (a GAN's discriminator),
+- second copies of tied weights (a GPT's output layer is its token embedding: loading the embedding fills both),
+and may store the weights in float16 (`precision`; loading casts them back to the model's float32).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from aigc import checkpoint as ckpt
-from aigc.errors import CheckpointError
+from aigc.config import RunConfig
+from aigc.errors import CheckpointError, ConfigError
 from aigc.files import atomic_write_text
 
 ZOO_DIR = Path(__file__).parent
@@ -37,6 +45,9 @@ class ZooEntry:
     minutes: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     weights_sha256: str = ""
+    data_source: str = ""  # where the training data came from (package and version)
+    license: str = ""  # the training data's licence
+    precision: str = "float32"  # how the weights are stored: float32 or float16
 
     @property
     def path(self) -> Path:
@@ -64,20 +75,54 @@ def get_entry(name: str) -> ZooEntry | None:
     return ZooEntry(**record) if record is not None else None
 
 
-def export(run_dir: str | Path, name: str, *, preset: str, overrides: list[str], description: str = "", minutes: float = 0.0, zoo_dir: Path = ZOO_DIR) -> ZooEntry:
-    """Copy a run's latest weights (EMA when present) into a weights-only checkpoint in the zoo."""
+PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
+
+
+def export(
+    run_dir: str | Path,
+    name: str,
+    *,
+    preset: str,
+    overrides: list[str],
+    description: str = "",
+    minutes: float = 0.0,
+    data_source: str | None = None,
+    license: str | None = None,
+    precision: str | None = None,
+    metrics: dict[str, float] | None = None,
+    zoo_dir: Path = ZOO_DIR,
+) -> ZooEntry:
+    """Copy a run's latest weights (EMA when present) into a weights-only checkpoint in the zoo.
+
+    data_source, license and precision left as None keep what the manifest already says for `name`
+    (so `aigc models retrain` keeps them); `metrics` are measured figures added to the training logs'."""
+    manifest_path = zoo_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    previous = manifest.get(name, {})
+    precision = precision or previous.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}", field="precision", fix=f"use one of: {', '.join(PRECISIONS)}")
     source = ckpt.resolve_checkpoint(run_dir)
     sidecar = ckpt.read_sidecar(source)
     stem = "ema" if "ema.safetensors" in sidecar.get("files", {}) else "model"
     tensors = ckpt.read_tensors(source, f"{stem}.safetensors", sidecar)
     kept = {k: sidecar[k] for k in ("family", "modality", "step", "config", "metrics", "data", "world_size", "stop_reason") if k in sidecar}
-    # A zoo model only generates: weights the family marks training-only (a GAN's discriminator) stay out.
+    # A zoo model only generates: weights the family marks training-only (a GAN's discriminator) stay out,
+    # and so do second copies of tied weights (loading the first fills both).
     from aigc.registry import get_model
 
-    left_out = list(getattr(get_model(sidecar["family"]).model_class, "training_only", ()))
+    model_class = get_model(sidecar["family"]).model_class
+    training_only = list(getattr(model_class, "training_only", ()))
+    tied = tied_keys(model_class(RunConfig.from_dict(sidecar["config"]).model))
+    left_out = training_only + tied
     if left_out:
-        tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(left_out))}
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(tuple(training_only)) and k not in tied}
         kept["left_out"] = left_out
+    if tied:
+        kept["tied"] = tied
+    if precision != "float32":
+        tensors = {k: v.to(PRECISIONS[precision]) if v.is_floating_point() else v for k, v in tensors.items()}
+        kept["precision"] = precision
     kept["exported_from"] = {"run": str(Path(run_dir)), "checkpoint": source.name, "versions": sidecar.get("versions", {})}
     folder = ckpt.save_checkpoint(zoo_dir / name / "weights", weights={stem: tensors}, training_state=None, sidecar=kept)
     entry = ZooEntry(
@@ -89,24 +134,43 @@ def export(run_dir: str | Path, name: str, *, preset: str, overrides: list[str],
         overrides=list(overrides),
         steps=int(sidecar["step"]),
         minutes=round(minutes, 2),
-        metrics={k: round(v, 4) for k, v in sidecar.get("metrics", {}).items() if isinstance(v, (int, float))},
+        metrics={k: round(v, 4) for k, v in {**sidecar.get("metrics", {}), **(metrics or {})}.items() if isinstance(v, (int, float))},
         weights_sha256=ckpt.read_sidecar(folder)["files"][f"{stem}.safetensors"],
+        data_source=previous.get("data_source", "") if data_source is None else data_source,
+        license=previous.get("license", "") if license is None else license,
+        precision=precision,
     )
-    manifest_path = zoo_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     manifest[name] = asdict(entry)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return entry
 
 
+def tied_keys(module: torch.nn.Module) -> list[str]:
+    """State-dict keys whose tensor is an earlier key's (a GPT's output layer is its token embedding)."""
+    seen: set[tuple] = set()
+    tied = []
+    for key, value in module.state_dict(keep_vars=True).items():
+        identity = (value.data_ptr(), value.shape, value.stride())
+        if identity in seen and value.numel() > 0:
+            tied.append(key)
+        seen.add(identity)
+    return tied
+
+
 def resolve(name_or_path: str | Path) -> Path:
-    """A zoo name becomes its checkpoint folder; anything else is returned as a path."""
+    """A zoo name becomes its checkpoint folder; an existing path is returned as it is; anything else is
+    an error that lists the zoo (a mistyped zoo name and a missing run folder look alike)."""
     path = Path(name_or_path)
     if path.exists():
         return path
     entry = get_entry(str(name_or_path))
     if entry is None:
-        return path
+        names = ", ".join(e.name for e in list_entries()) or "none installed"
+        raise CheckpointError(
+            f"{path} does not exist, and no zoo model is called {str(name_or_path)!r}",
+            fix=f"use a zoo model ({names}; `aigc models list` describes them), "
+            "a run folder from `aigc train --out`, or a checkpoint folder",
+        )
     if not (entry.path / "weights" / ckpt.SIDECAR).is_file():
         raise CheckpointError(f"zoo entry {entry.name!r} has no weights at {entry.path}", fix=f"retrain it: aigc models retrain {entry.name}")
     return entry.path / "weights"
