@@ -43,16 +43,17 @@ def _write(run: str, command: str, result: dict) -> None:
 
 def fid(args) -> dict:
     from aigc.metrics.evaluate import evaluate_model
+    from aigc.metrics.protocol import Protocol
 
     model = aigc.load(args.run)
-    config = model.run_config
+    config = model.info.config
     rows = []
     is_diffusion = "sample_steps" in type(config.model).model_fields
     for steps in (args.steps if is_diffusion else [None]):
         if steps is not None:
-            model.config.sample_steps = steps  # the default that generate() uses (DDIM)
+            model.module.config.sample_steps = steps  # the default that generate() uses (DDIM)
         started, cpu = time.perf_counter(), time.process_time()
-        report, _ = evaluate_model(model, config, metrics=("fid",), num_samples=args.samples, seed=0, batch_size=250)
+        report, _ = evaluate_model(model, config, Protocol(metrics=("fid",), num_samples=args.samples, seed=0), batch_size=250)
         cpu = time.process_time() - cpu
         rows.append({
             "sampler": f"ddim-{steps}" if steps is not None else "direct",
@@ -63,7 +64,7 @@ def fid(args) -> dict:
             "wall_s": round(time.perf_counter() - started, 1),
         })
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return {"run": args.run, "family": config.family, "step": model.provenance["step"], "weights": model.provenance["weights"],
+    return {"run": args.run, "family": config.family, "step": model.info.step, "weights": model.info.weights,
             "samples": args.samples, "results": rows, "protocol": report.protocol, "warnings": report.warnings}
 
 
@@ -88,8 +89,8 @@ def prompts(args) -> dict:
         options["guidance"] = args.guidance
     if args.sample_steps is not None:
         options["sample_steps"] = args.sample_steps
-    report = prompt_accuracy(model, model.run_config.data.name, samples_per_prompt=args.samples_per_prompt, **options)
-    return {"run": args.run, "family": model.run_config.family, "step": model.provenance["step"], **report}
+    report = prompt_accuracy(model, model.info.config.data.name, samples_per_prompt=args.samples_per_prompt, **options)
+    return {"run": args.run, "family": model.info.family, "step": model.info.step, **report}
 
 
 def _timed_generate(model, request) -> tuple[float, float]:

@@ -3,7 +3,7 @@
 Two are packaged (DATA.md): `mnist-classifier` and `fashion-classifier`, trained by this project's loop
 (`aigc train classifier-mnist` / `classifier-fashion`) and shipped in `aigc/metrics/weights/` as
 safetensors plus a JSON card (sha256, test accuracy, training command). Any classifier trained with
-`aigc train` loads the same way from its run folder (`load_classifier_run`).
+`aigc train` becomes one from its run folder (`aigc.metrics.features.load_classifier_run`).
 
     input   float [B, C, S, S] in [-1, 1] (x / 127.5 - 1 of uint8 pixels, as in training); S = 28 for both
             packaged ones, grey
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from aigc.backbones.base import Backbone
 from aigc.errors import AigcError
 from aigc.files import sha256_file
-from aigc.registry import BACKBONES, BackboneSpec
+from aigc.registry import BACKBONES, MODELS, BackboneSpec
 
 PACKAGED = {
     # name -> (dataset it was trained on, tag used in score labels, preset that retrains it)
@@ -87,9 +87,9 @@ class ClassifierBackbone(Backbone):
 
 
 def classifier_from_config(config: dict[str, Any]) -> nn.Module:
-    from aigc.models.image.classifier import Classifier, ClassifierConfig
-
-    return Classifier(ClassifierConfig.model_validate(config))
+    """An untrained `Classifier`, built by name: backbones sit below the model families (import-linter)."""
+    spec = MODELS.get("classifier")
+    return spec.model_class(spec.config_class.model_validate(config))
 
 
 def load_packaged_classifier(name: str, *, device: str = "cpu") -> ClassifierBackbone:
@@ -120,27 +120,6 @@ def load_packaged_classifier(name: str, *, device: str = "cpu") -> ClassifierBac
     backbone = ClassifierBackbone(classifier, name=name, tag=tag)
     backbone.weights_sha256 = digest
     backbone.weights_source = f"aigc/metrics/weights/{weights_file.name} (test accuracy {card['test_accuracy']:.4f} on {dataset})"
-    return backbone.to(device).eval()
-
-
-def load_classifier_run(path: str | Path, *, device: str = "cpu") -> ClassifierBackbone:
-    """Any classifier trained with `aigc train` (a run or checkpoint folder) as a backbone."""
-    from aigc import checkpoint as ckpt
-    from aigc.loading import load
-
-    checkpoint = ckpt.resolve_checkpoint(path)
-    sidecar = ckpt.read_sidecar(checkpoint)
-    if sidecar.get("family") != "classifier":
-        raise AigcError(
-            f"{checkpoint} holds a {sidecar.get('family')!r} model, not a classifier",
-            field="feature_network",
-            fix="name a packaged network (mnist-classifier, fashion-classifier, efficientnet-lite0, "
-            "inception-v3) or the run folder of `aigc train classifier-...`",
-        )
-    classifier = load(checkpoint, weights="model").module
-    digest = sidecar["files"]["model.safetensors"]
-    backbone = ClassifierBackbone(classifier, name=f"classifier-run:{digest[:16]}", tag=f"Classifier{digest[:8]}")
-    backbone.weights_sha256, backbone.weights_source = digest, f"{checkpoint}/model.safetensors"
     return backbone.to(device).eval()
 
 

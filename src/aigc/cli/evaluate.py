@@ -5,7 +5,7 @@
     aigc eval --compare RUN_A RUN_B ... [--out report.md]          a markdown table, same protocol or refusal
     aigc eval --real mnist --real-split test                       real images scored the same way (the floor)
 
-A thin wrapper over `aigc.metrics.evaluate`; every user mistake is an AigcError (exit status 2).
+A thin wrapper over `aigc.metrics.evaluate` (scores) and `aigc.metrics.report` (compare); every user mistake is an AigcError (exit status 2).
 """
 
 from __future__ import annotations
@@ -58,23 +58,24 @@ def eval_command(
     real_split: str = typer.Option("test", "--real-split", help="--real: the split scored against --reference-split."),
 ) -> None:
     """Score generated images against real ones, with the protocol recorded next to every number."""
-    from aigc.metrics.evaluate import MetricSettings, compare_runs, evaluate_real, evaluate_run
+    from aigc.metrics.evaluate import evaluate_real, evaluate_run
+    from aigc.metrics.protocol import MetricSettings, Protocol
+    from aigc.metrics.report import compare_runs
 
     runs = list(runs or [])
     if compare:
         report = compare_runs(runs, out or Path("comparison.md"))
         console.print(f"wrote {report}")
         return
-    settings = MetricSettings(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits, prdc_k=prdc_k)
-    common = dict(
-        metrics=metrics, feature_network=feature_network, inception_weights=inception_weights,
-        reference_split=reference_split, reference_count=reference_count, settings=settings, seed=seed,
-        device=device, cache_dir=cache_dir,
+    protocol = Protocol(
+        metrics=metrics, num_samples=num_samples, seed=seed, feature_network=feature_network,
+        inception_weights=inception_weights, reference_split=reference_split, reference_count=reference_count,
+        settings=MetricSettings(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits, prdc_k=prdc_k),
     )
     if real is not None:
         if runs:
             raise AigcError("--real scores a dataset, not a run", field="RUN", fix="leave the run out, or drop --real")
-        report = evaluate_real(real, split=real_split, num_samples=num_samples, **common)
+        report = evaluate_real(real, protocol, split=real_split, device=device, cache_dir=cache_dir)
         title = f"{real} {real_split} images"
     else:
         if len(runs) != 1:
@@ -83,7 +84,9 @@ def eval_command(
                 field="RUN",
                 fix="aigc eval RUN, or aigc eval --compare RUN_A RUN_B ... to compare runs already scored",
             )
-        report = evaluate_run(runs[0], num_samples=num_samples, batch_size=batch_size, weights=weights, out_dir=out, **common)
+        report = evaluate_run(
+            runs[0], protocol, batch_size=batch_size, weights=weights, device=device, cache_dir=cache_dir, out_dir=out
+        )
         title = f"{report.subject['run']} (step {report.subject['step']}, {report.subject['weights']} weights)"
     document = report.to_dict()
     if out is not None and real is not None:
@@ -101,7 +104,7 @@ def eval_command(
 
 
 def _print_table(report, title: str) -> None:
-    from aigc.metrics.evaluate import summary_lines
+    from aigc.metrics.report import summary_lines
 
     table = Table("score", "value", "", title=f"Scores for {title}")
     for metric, score in report.scores.items():

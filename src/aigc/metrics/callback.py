@@ -11,9 +11,9 @@ metrics under "eval/<label>": "eval/FD-MNISTClassifier", "eval/KD-MNISTClassifie
 
 It adds them to the metrics dict that the loop hands to every callback's `on_eval`, so a MetricLogger
 or EarlyStopping that comes after it in the callback list logs and watches them
-(`train.early_stopping.metric = "eval/FD-MNISTClassifier"`, mode "min"). The loop puts it before them
-when the config asks for it; passed by hand through `fit(callbacks=[...])` it comes after them, and then
-it hands its scores to the loggers itself (early stopping cannot watch them in that case).
+(`train.early_stopping.metric = "eval/FD-MNISTClassifier"`, mode "min"). `aigc.train` puts it before them
+when the config asks for it (`train.eval_metrics`); the loop itself knows nothing of it. Passed by hand
+after the loggers it hands its scores to them itself (early stopping cannot watch them in that case).
 
 Scoring never touches the training RNG (it runs under `torch.random.fork_rng`), so a run with this
 callback resumes exactly like one without it.
@@ -23,64 +23,58 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from aigc.data.resize import image_geometry
 from aigc.errors import ConfigError
 from aigc.files import atomic_write_text
-from aigc.metrics.evaluate import (
-    MetricSettings,
-    _geometry,
-    _network,
-    check_sample_counts,
-    evaluate_images,
-    flat_scores,
-    generate_images,
-    parse_metrics,
-)
+from aigc.metrics.evaluate import evaluate_images, feature_network_for, flat_scores, generate_images
+from aigc.metrics.protocol import MetricSettings, Protocol
 from aigc.training.callbacks import Callback, MetricLogger, Progress
 
 if TYPE_CHECKING:
-    from aigc.metrics.features import FeatureNetwork
     from aigc.training.loop import TrainState
 
 PREFIX = "eval/"
 
 
+def training_protocol(metrics: Sequence[str] | str = ("fid",), **choices: Any) -> Protocol:
+    """A Protocol with the defaults for scores during training: 1000 samples, and KID subsets that fit
+    them (the standard 100 subsets of 1000 do not fit the small sample counts used during training)."""
+    num_samples = choices.pop("num_samples", 1000)
+    settings = choices.pop("settings", None) or MetricSettings(kid_subset_size=min(1000, num_samples), kid_subsets=50)
+    return Protocol(metrics=metrics, num_samples=num_samples, settings=settings, **choices)
+
+
 class SampleQuality(Callback):
-    """Scores generated samples at evaluation passes and adds them to the evaluation metrics."""
+    """Scores generated samples at evaluation passes and adds them to the evaluation metrics.
+
+    `SampleQuality(protocol, every=...)` with a Protocol, or `SampleQuality(["fid"], num_samples=...,
+    feature_network=...)` with the metrics and any other Protocol fields (`training_protocol`)."""
 
     def __init__(
         self,
-        metrics: Sequence[str] | str = ("fid",),
+        protocol: Protocol | Sequence[str] | str = ("fid",),
         *,
         every: int = 0,
-        num_samples: int = 1000,
-        feature_network: "str | FeatureNetwork | None" = None,
-        inception_weights: str | Path | None = None,
-        reference_split: str = "train",
-        reference_count: int | None = None,
-        settings: MetricSettings | None = None,
-        seed: int = 0,
         batch_size: int = 500,
         cache_dir: str | Path | None = None,
+        **choices: Any,
     ):
-        self.metrics = parse_metrics(metrics)
+        self.protocol = protocol if isinstance(protocol, Protocol) else training_protocol(protocol, **choices)
+        if isinstance(protocol, Protocol) and choices:
+            raise ConfigError(f"{', '.join(choices)} given beside a Protocol", field="SampleQuality", fix="put them into the Protocol")
         self.every = every  # steps between scores; 0: at every evaluation pass
-        self.num_samples = num_samples
-        self.feature_network = feature_network
-        self.inception_weights = inception_weights
-        self.reference_split = reference_split
-        self.reference_count = reference_count  # None: as many as num_samples, at most the whole split
-        # KID's standard subsets of 1000 do not fit the small sample counts used during training.
-        self.settings = settings or MetricSettings(kid_subset_size=min(1000, num_samples), kid_subsets=50)
-        self.seed = seed
         self.batch_size = batch_size
         self.cache_dir = cache_dir
-        self.network: "FeatureNetwork | None" = None
         self.late_writers: list[Callback] = []
         self.last_scores: dict[str, float] = {}
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.protocol.metrics
 
     def on_fit_start(self, state: "TrainState") -> None:
         train = state.config.train
@@ -104,10 +98,11 @@ class SampleQuality(Callback):
                 field="train.eval_metrics_every",
                 fix=f"set train.eval_metrics_every=0 and, to score less often, raise train.eval_every to {self.every}",
             )
-        check_sample_counts(self.metrics, self.num_samples, self.reference_count, self.settings)
-        image_size, channels = _geometry(state.config)
-        self.network = _network(self.feature_network, state.config.data.name, channels, str(state.device), self.inception_weights)
-        self.network.check_geometry(channels, image_size)  # fail now, not after the first thousand steps
+        self.protocol.check_sample_counts(self.protocol.num_samples, self.protocol.reference_count)
+        image_size, channels = image_geometry(state.config.model, "image metrics")
+        network = feature_network_for(self.protocol, state.config.data.name, channels, str(state.device))
+        network.check_geometry(channels, image_size)  # fail now, not after the first thousand steps
+        self.protocol = self.protocol.replace(feature_network=network)  # loaded once for the whole run
         position = state.callbacks.index(self) if self in state.callbacks else len(state.callbacks)
         earlier = state.callbacks[:position]
         # Passed by hand (after the loop's own callbacks): hand the scores to the loggers ourselves.
@@ -126,16 +121,13 @@ class SampleQuality(Callback):
     def score(self, state: "TrainState") -> dict[str, float]:
         """Generate, score, and return {"eval/<label>": value}; writes RUN/eval-protocol.json the first time."""
         config = state.config
-        image_size, channels = _geometry(config)
-        model = state.sampling_model
+        image_size, channels = image_geometry(config.model, "image metrics")
         devices = [state.device] if state.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the training RNG stream stays untouched
-            images = generate_images(model, self.num_samples, self.seed, batch_size=self.batch_size)
+            images = generate_images(state.sampling_model, self.protocol.num_samples, self.protocol.seed, batch_size=self.batch_size)
         report = evaluate_images(
-            images, network=self.network, data_config=config.data, image_size=image_size, channels=channels,
-            metrics=self.metrics, seed=self.seed, reference_split=self.reference_split,
-            reference_count=self.reference_count, settings=self.settings, cache_dir=self.cache_dir,
-            sampling="image i from seed + i, from the sampling model (EMA weights when kept)",
+            images, self.protocol, data_config=config.data, image_size=image_size, channels=channels,
+            cache_dir=self.cache_dir, sampling="image i from seed + i, from the sampling model (EMA weights when kept)",
         )
         self.last_scores = flat_scores(report.scores, PREFIX)
         if state.dist.is_main:

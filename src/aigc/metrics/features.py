@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from aigc.backbones import Backbone, load_backbone
-from aigc.backbones.classifier import ClassifierBackbone, load_classifier_run, weights_dir
-from aigc.data.images import RESIZE_METHOD, fit_images
+from aigc.backbones.classifier import ClassifierBackbone, weights_dir
+from aigc.data.resize import RESIZE_METHOD, fit_images
 from aigc.errors import AigcError
 from aigc.files import atomic_write_text, sha256_file
 from aigc.registry import BACKBONES
@@ -280,7 +280,28 @@ def feature_network(backbone: Backbone, device: str | torch.device = "cpu") -> F
 
 
 # ---------------------------------------------------------------------------------------------------------
-# By name
+# By name, or a classifier run
+
+
+def load_classifier_run(path: str | Path, *, device: str = "cpu") -> ClassifierBackbone:
+    """Any classifier trained with `aigc train` (a run or checkpoint folder) as a backbone."""
+    from aigc import checkpoint as ckpt
+    from aigc.loading import load
+
+    checkpoint = ckpt.resolve_checkpoint(path)
+    sidecar = ckpt.read_sidecar(checkpoint)
+    if sidecar.get("family") != "classifier":
+        raise AigcError(
+            f"{checkpoint} holds a {sidecar.get('family')!r} model, not a classifier",
+            field="feature_network",
+            fix="name a packaged network (mnist-classifier, fashion-classifier, efficientnet-lite0, "
+            "inception-v3) or the run folder of `aigc train classifier-...`",
+        )
+    classifier = load(checkpoint, weights="model").module
+    digest = sidecar["files"]["model.safetensors"]
+    backbone = ClassifierBackbone(classifier, name=f"classifier-run:{digest[:16]}", tag=f"Classifier{digest[:8]}")
+    backbone.weights_sha256, backbone.weights_source = digest, f"{checkpoint}/model.safetensors"
+    return backbone.to(device).eval()
 
 
 def load_feature_network(

@@ -16,7 +16,6 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from aigc.data.captions import CLASS_CAPTIONS, LANGUAGES, class_captions
 from aigc.errors import AigcError
@@ -24,7 +23,7 @@ from aigc.metrics.features import default_network_name, load_feature_network
 
 
 def prompt_accuracy(
-    model: torch.nn.Module,
+    model: Any,
     dataset: str = "mnist-captions",
     *,
     template_set: str = "heldout",
@@ -35,13 +34,18 @@ def prompt_accuracy(
     feature_network: str | None = None,
     **request_options: Any,
 ) -> dict[str, Any]:
-    """Generate `samples_per_prompt` images for every (class, template, language) prompt and classify them.
+    """Generate `samples_per_prompt` images for every (class, template, language) prompt with `model` (a
+    LoadedModel, or a module) through the one generation path, and classify them.
     `request_options` (guidance, sampler, sample_steps) go into each request unchanged."""
     if dataset not in CLASS_CAPTIONS:
         raise AigcError(f"{dataset!r} has no class captions", field="dataset", fix=f"use one of: {', '.join(CLASS_CAPTIONS)}")
-    if not hasattr(model, "request_class") or "prompt" not in model.request_class.model_fields:
+    from aigc.generation.pipeline import generate
+
+    module, info = (model.module, model.info) if hasattr(model, "info") else (model, None)
+    if not hasattr(module, "request_class") or "prompt" not in module.request_class.model_fields:
         raise AigcError("this model takes no prompts", field="model", fix="measure a text-to-image model (t2i-*)")
-    network = load_feature_network(feature_network or default_network_name(dataset, model.run_config.model.channels if hasattr(model, "run_config") else 1))
+    channels = info.config.model.channels if info is not None else 1
+    network = load_feature_network(feature_network or default_network_name(dataset, channels))
     correct: dict[str, int] = {}
     total: dict[str, int] = {}
     per_class = np.zeros((num_classes, 2), dtype=np.int64)  # [correct, total]
@@ -52,8 +56,8 @@ def prompt_accuracy(
     for language in languages:
         for label in range(num_classes):
             for prompt in class_captions(dataset, label, template_set, language):
-                request = model.request_class(count=samples_per_prompt, seed=seed + 1000 * prompt_index, prompt=prompt, **request_options)
-                images = model.generate(request).images
+                request = module.request_class(count=samples_per_prompt, seed=seed + 1000 * prompt_index, prompt=prompt, **request_options)
+                images = generate(module, request, info=info).images
                 predicted = network.probabilities(images).argmax(axis=1)
                 spreads.append(float((images.astype(np.float32) / 255).std(axis=0).mean()))
                 hits = int((predicted == label).sum())
