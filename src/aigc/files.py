@@ -81,3 +81,18 @@ def package_file(package: str, relative_path: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def is_hidden(name: str) -> bool:
+    """Entries a user folder holds that are not the user's data: dotfiles, macOS "._x" twins, zip debris."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def visible_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
+    """The files under `folder`, at any depth, whose suffix (any case; "" = none) is in `suffixes`, skipping
+    hidden entries at every level; sorted by their path inside `folder`, so the order is the same everywhere."""
+    found = (
+        path for path in folder.rglob("*")
+        if path.is_file() and path.suffix.lower() in suffixes and not any(is_hidden(part) for part in path.relative_to(folder).parts)
+    )
+    return sorted(found, key=lambda path: path.relative_to(folder).as_posix())

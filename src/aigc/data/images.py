@@ -49,7 +49,7 @@ import torch
 from aigc.data.bundle import DatasetBundle, split_indices
 from aigc.data.resize import RESIZE_METHOD, fit_images, image_geometry  # noqa: F401  (RESIZE_METHOD: metrics read it here)
 from aigc.errors import DataError
-from aigc.files import package_file
+from aigc.files import is_hidden, package_file, visible_files
 from aigc.registry import register_dataset
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -369,17 +369,13 @@ def _unit_floats_to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"  # dotfiles, AppleDouble "._x.png", zip debris
-
-
 def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not _is_hidden(path.name)
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(path.name)
 
 
 def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     """(class names, [(file, label)]) for a folder, in a deterministic order (sorted names)."""
-    entries = [entry for entry in root.iterdir() if not _is_hidden(entry.name)]
+    entries = [entry for entry in root.iterdir() if not is_hidden(entry.name)]
     class_folders = sorted((entry for entry in entries if entry.is_dir()), key=lambda entry: entry.name)
     loose_images = sorted((entry for entry in entries if _is_image_file(entry)), key=lambda entry: entry.name)
     extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
@@ -402,14 +398,7 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         )
     files: list[tuple[Path, int]] = []
     for label, folder in enumerate(class_folders):
-        images = sorted(
-            (
-                path
-                for path in folder.rglob("*")
-                if _is_image_file(path) and not any(_is_hidden(part) for part in path.relative_to(folder).parts)
-            ),
-            key=lambda path: path.relative_to(folder).as_posix(),
-        )
+        images = visible_files(folder, IMAGE_EXTENSIONS)
         if not images:
             raise DataError(
                 f"class folder {folder} holds no images (recognised extensions: {extensions}, any case)",

