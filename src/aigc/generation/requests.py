@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from aigc.config import BaseConfig
 
@@ -29,6 +29,12 @@ class GenerationRequest(BaseConfig):
     def _random_seed(cls, seed: int) -> int:
         """-1 becomes a random seed at once, so the request (and every artifact) holds the seed really used."""
         return secrets.randbelow(2**32) if seed == RANDOM_SEED else seed
+
+    @model_validator(mode="after")
+    def _seed_is_set(self) -> "GenerationRequest":
+        # A drawn seed counts as given: copies made with model_dump(exclude_unset=True) must keep it.
+        self.__pydantic_fields_set__.add("seed")
+        return self
 
     def chunkable(self) -> bool:
         """Whether `chunks` may split this request (a latent walk or a ranked beam set is one piece)."""
