@@ -70,3 +70,29 @@ def fresh_database(kind: str, tmp_path: Path):
             else:
                 connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+def start_studio(*args: str, env: dict | None = None):
+    """`aigc studio ARGS --port <free>` as a real process, once its health answers: (process, base URL).
+    The caller stops it (terminate or a signal) and reads its output with `communicate`."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "AIGC_ZOO": "false", "AIGC_LOG_FORMAT": "json", **(env or {})}
+    server = subprocess.Popen([sys.executable, "-m", "aigc", "studio", "--port", str(port), *args], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/api/v1/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            if server.poll() is not None:
+                break  # it exited: the caller's communicate() shows why
+            time.sleep(0.1)
+    return server, base

@@ -80,29 +80,12 @@ def test_cli_creates_lists_and_revokes_keys_and_refuses_a_bad_database(tmp_path,
 
 def test_the_studio_command_serves_and_logs_json_lines(tiny_runs, tmp_path):
     import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
 
     import httpx
+    from studio.studio_helpers import start_studio
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "AIGC_ZOO": "false", "AIGC_LOG_FORMAT": "json"}
-    code = "import sys; from aigc.studio.cli import studio_app; studio_app(sys.argv[1:])"
-    args = ["--port", str(port), "--data-dir", str(tmp_path / "data"), "--model", f"digits={tiny_runs['digits']}"]
-    server = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, base = start_studio("--data-dir", str(tmp_path / "data"), "--model", f"digits={tiny_runs['digits']}")
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         job = httpx.post(f"{base}/api/v1/jobs", json={"model": "digits", "params": {"count": 2}}).json()
         done = httpx.get(f"{base}/api/v1/jobs/{job['id']}", params={"wait": 30}).json()
         assert done["status"] == "succeeded" and len(done["artifacts"]) == 2

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -22,11 +22,11 @@ from fastapi.staticfiles import StaticFiles
 from aigc import __version__
 from aigc.studio.catalog import ModelCatalog
 from aigc.studio.errors import install_error_handlers
-from aigc.studio.jobs.base import make_executor
 from aigc.studio.observability import HttpMetrics, RequestMiddleware
 from aigc.studio.routes import artifacts, jobs, models, system
-from aigc.studio.services import Services, build_services
-from aigc.studio.settings import StudioSettings
+from aigc.studio.services import Services, build_services, make_executor
+from aigc.studio.settings import StudioSettings, is_loopback
+from aigc.studio.validation import reject_lone_surrogates
 
 log = logging.getLogger("aigc.studio")
 
@@ -49,6 +49,8 @@ def create_app(settings: StudioSettings | None = None, *, catalog: ModelCatalog 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         executor.start()
+        if settings.auth == "off" and not is_loopback(settings.host):
+            log.warning("the studio is open: no API keys on a non-loopback host (--allow-open)", extra={"host": settings.host})
         log.info("studio started", extra={"executor": executor.name, "models": services.catalog.names(), "auth_required": settings.keys_required})
         try:
             yield
@@ -56,7 +58,10 @@ def create_app(settings: StudioSettings | None = None, *, catalog: ModelCatalog 
             executor.stop()
             services.close()
 
-    app = FastAPI(title="aigc studio", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="aigc studio", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None,
+        dependencies=[Depends(reject_lone_surrogates)],  # every route: text must be valid Unicode (validation.py)
+    )
     app.state.services = services
     app.state.executor = executor
     app.state.events = services.events
@@ -65,7 +70,7 @@ def create_app(settings: StudioSettings | None = None, *, catalog: ModelCatalog 
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["X-API-Key", "Authorization", "Content-Type"], expose_headers=["Location", "X-Request-Id"], max_age=600,
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "Authorization", "Content-Type"], expose_headers=["Location", "X-Request-Id"], max_age=600,
         )
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.http_metrics)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from aigc.errors import AigcError, ConfigError
 
@@ -151,54 +151,6 @@ class ModelCatalog:
             known = ", ".join(self.names()) or "none configured (set AIGC_MODELS or install the zoo)"
             raise AigcError(f"unknown model {name!r}", field="model", fix=f"use one of: {known}")
         return self._entries[name]
-
-    def validate(self, name: str, params: dict[str, Any], *, max_count: int, max_chars: int) -> tuple[ModelEntry, BaseModel]:
-        """The model's own request class validates the parameters; errors name `params.<field>`."""
-        entry = self.get(name)
-        check_strings(params, max_chars, "params")
-        try:
-            request = entry.request_class.model_validate(params)
-        except ValidationError as error:
-            item = error.errors()[0]
-            where = ".".join(["params", *map(str, item["loc"])])
-            if item["type"] == "extra_forbidden":
-                valid = ", ".join(f["name"] for f in entry.accepts(max_count))
-                raise AigcError(f"model {name!r} does not take this parameter", field=where, fix=f"it takes: {valid}") from None
-            raise AigcError(f"{item['msg']} (got {_short(item.get('input'))})", field=where) from None
-        count = getattr(request, "count", None)
-        if count is not None and count > max_count:
-            raise AigcError(f"at most {max_count} samples per job (got {count})", field="params.count", fix="split the work into several jobs")
-        seed = getattr(request, "seed", None)
-        if seed is not None and seed + (count or 1) > 2**63 - 1:
-            raise AigcError("seed + count must stay below 2**63", field="params.seed", fix="use a smaller seed")
-        if hasattr(request, "labels_for"):
-            try:
-                request.labels_for(entry.num_classes)
-            except AigcError as error:
-                raise AigcError(str(error).split(": ", 1)[-1].split("\n")[0], field=f"params.{error.field or 'labels'}", fix=error.fix) from None
-        return entry, request
-
-
-def check_strings(value: Any, max_chars: int, where: str) -> None:
-    """Text parameters: no control characters (tab and newline are fine), at most max_chars."""
-    if isinstance(value, str):
-        if len(value) > max_chars:
-            raise AigcError(f"text is {len(value)} characters, the limit is {max_chars}", field=where, fix="shorten it")
-        bad = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0), None)
-        if bad is not None:
-            raise AigcError(f"contains the control character U+{ord(bad):04X}", field=where, fix="remove control characters")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_strings(str(key), max_chars, where)
-            check_strings(item, max_chars, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_strings(item, max_chars, f"{where}.{index}")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _zoo_entries() -> list[ModelEntry]:

@@ -46,6 +46,7 @@ def studio(
     model: list[str] = typer.Option([], "--model", help=_MODEL_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local executor: worker threads (default 1)."),
     auth: Optional[str] = typer.Option(None, "--auth", help="auto (default), required or off."),
+    allow_open: bool = typer.Option(False, "--allow-open", help="Allow --auth off on a non-loopback host: anyone who can reach it may use the studio."),
 ) -> None:
     """Serve the studio: the page at /, the API at /api/v1 (docs at /docs), metrics at /metrics."""
     if ctx.invoked_subcommand is not None:
@@ -54,14 +55,47 @@ def studio(
 
     from aigc.studio.app import create_app
     from aigc.studio.observability import configure_logging
+    from aigc.studio.settings import is_loopback
 
-    settings = _settings(host=host, port=port, database_url=database_url, executor=executor, data_dir=data_dir, model=model, workers=workers, auth=auth)
+    settings = _settings(host=host, port=port, database_url=database_url, executor=executor, data_dir=data_dir, model=model, workers=workers, auth=auth, allow_open=allow_open or None)
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings)  # connects and migrates now: a bad database URL fails here, with a message
+    listening = _bind(settings.host, settings.port)  # before anything says "started": a busy port is one clear error
     if not app.state.services.catalog.names():
         typer.echo("warning: no models to serve; add --model NAME=RUN_DIR or install the zoo", err=True)
-    typer.echo(f"aigc studio on http://{settings.host}:{settings.port}  (API docs: /docs, executor: {settings.executor}, keys {'required' if settings.keys_required else 'not required on loopback'})", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=False)
+    if settings.auth == "off" and not is_loopback(settings.host):
+        typer.secho(f"WARNING: the studio is OPEN: no API keys, listening on {settings.host}. Anyone who can reach this machine can run jobs and read every job.", err=True, fg="red", bold=True)
+    typer.echo(f"aigc studio on http://{settings.host}:{listening.getsockname()[1]}  (API docs: /docs, executor: {settings.executor}, keys {'required' if settings.keys_required else 'not required on loopback'})", err=True)
+    config = uvicorn.Config(app, log_config=None, access_log=False, proxy_headers=False, timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)))
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _bind(host: str, port: int):
+    """A listening socket on host:port, or an AigcError saying what is in the way."""
+    import socket
+
+    from aigc.errors import AigcError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise AigcError(f"cannot listen on {host!r}: {error.strerror}", field="--host", fix="use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a port in TIME_WAIT after a restart is free)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        import errno
+
+        if error.errno == errno.EADDRINUSE:
+            raise AigcError(f"port {port} on {host} is already in use (another studio or server is listening there)", field="--port", fix="stop the other server, or pick another port with --port N") from None
+        if error.errno == errno.EACCES:
+            raise AigcError(f"not allowed to listen on port {port}", field="--port", fix="ports below 1024 need root: use one from 1024 to 65535") from None
+        raise AigcError(f"cannot listen on {host}:{port}: {error.strerror}", field="--host", fix="use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @keys_app.command("create")
@@ -92,14 +126,21 @@ def keys_list(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder."),
 ) -> None:
-    """Keys by prefix, account and last use (never the keys themselves)."""
+    """Keys by prefix, account, limits and last use (never the keys themselves)."""
     from aigc.studio.db.session import open_database
     from aigc.studio.keys import list_keys
 
-    db = open_database(_settings(database_url=database_url, data_dir=data_dir).resolved_database_url)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    db = open_database(settings.resolved_database_url)
     try:
         for row in list_keys(db):
-            typer.echo(f"{row['id']:>4}  {row['prefix']}  {row['name']:<20} account={row['account']:<20} {'REVOKED' if row['revoked'] else 'active'}  last used {row['last_used_at'] or 'never'}")
+            # A key without its own limits has the server's defaults (each key counts on its own).
+            rate = f"{row['rate_limit_per_minute']}/min" if row["rate_limit_per_minute"] else f"{settings.rate_limit_per_minute}/min (default)"
+            queue = f"{row['queue_limit']}" if row["queue_limit"] else f"{settings.queue_limit} (default)"
+            typer.echo(
+                f"{row['id']:>4}  {row['prefix']}  {row['name']:<20} account={row['account']:<20} {'REVOKED' if row['revoked'] else 'active'}"
+                f"  rate {rate}  queue {queue}  last used {row['last_used_at'] or 'never'}"
+            )
     finally:
         db.dispose()
 

@@ -7,8 +7,6 @@ are logged with their traceback and reach the client as a plain 500 message with
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,13 +28,6 @@ def error_response(status: int, message: str, field: str | None = None, fix: str
     return JSONResponse({"error": {"status": status, "message": message, "field": field, "fix": fix}}, status_code=status, headers=headers)
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc]
-    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
-        parts = parts[1:]
-    return ".".join(parts) or "body"
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -51,16 +42,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        items = error.errors()
-        first = items[0] if items else {"loc": (), "msg": "invalid request"}
-        field = _field(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
+        from aigc.studio.validation import describe_errors
+
+        items = list(error.errors())
+        if items and items[0].get("type") == "json_invalid":
             return error_response(400, "the body is not valid JSON", "body", "send a JSON object with Content-Type: application/json")
-        if first.get("type") == "extra_forbidden":
-            message = "unknown field"
-        if len(items) > 1:
-            message += f" (and {len(items) - 1} more problem{'s' if len(items) > 2 else ''})"
+        for item in items:  # "body.params" names the field "params"; "query.page" names "page"
+            loc = tuple(item.get("loc", ()))
+            item["loc"] = loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else loc
+        field, message = describe_errors(items)
         return error_response(422, message, field)
 
     @app.exception_handler(StarletteHTTPException)

@@ -71,7 +71,8 @@ def verify_key(db: Database, key: str) -> KeyOwner | None:
 def list_keys(db: Database) -> list[dict]:
     with db.session() as session:
         return [
-            {"id": row.id, "name": row.name, "account": row.account.name, "prefix": row.prefix, "created_at": row.created_at, "last_used_at": row.last_used_at, "revoked": row.revoked_at is not None}
+            {"id": row.id, "name": row.name, "account": row.account.name, "prefix": row.prefix, "created_at": row.created_at, "last_used_at": row.last_used_at, "revoked": row.revoked_at is not None,
+             "rate_limit_per_minute": row.rate_limit_per_minute, "queue_limit": row.queue_limit}
             for row in session.scalars(select(ApiKey).order_by(ApiKey.id))
         ]
 

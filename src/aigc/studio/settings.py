@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigc.errors import ConfigError
 
@@ -40,6 +40,8 @@ class StudioSettings(BaseModel):
     host: str = "127.0.0.1"  # where `aigc studio` listens; decides whether API keys are required (auth = auto)
     port: int = Field(8000, ge=0, le=65535)
     auth: Literal["auto", "required", "off"] = "auto"  # auto: keys required unless the server listens on loopback only
+    allow_open: bool = False  # auth = off on a non-loopback host serves anyone on the network: refused unless this says so
+    metrics_public: bool = False  # /metrics without a key for callers off loopback (default: a key, as for the API)
     models: dict[str, str] = Field(default_factory=dict)  # extra models: name -> run/checkpoint folder (JSON or name=path,...)
     zoo: bool = True  # also offer the packaged model zoo (aigc.zoo), when it is installed
     workers: int = Field(1, ge=0, le=64)  # local executor: worker threads (0: accept jobs, run none)
@@ -47,16 +49,17 @@ class StudioSettings(BaseModel):
     batch_jobs: int = Field(8, ge=1, le=256)  # a worker takes up to this many queued jobs of one model at once
     chunk_images: int = Field(8, ge=1, le=1024)  # images generated per step; progress and cancel act between steps
     stream_flush_seconds: float = Field(0.1, gt=0)  # streaming text jobs save the text so far this often
+    progress_seconds: float = Field(0.5, gt=0)  # long chunks (diffusion steps) report progress at most this often
     max_images_per_job: int = Field(64, ge=1, le=1024)  # `count` above this is refused
     max_string_chars: int = Field(2000, ge=1)  # prompts and other text parameters
-    progress_seconds: float = Field(0.5, gt=0)  # long chunks (diffusion steps) report progress at most this often
     max_body_bytes: int = Field(64 * 1024, ge=1024)  # request bodies above this get 413
-    rate_limit_per_minute: int = Field(120, ge=1)  # jobs one key (or anonymous loopback use) may submit per minute
-    queue_limit: int = Field(32, ge=1)  # queued + running jobs one key may have at once
+    rate_limit_per_minute: int = Field(120, ge=1)  # jobs one key (or one anonymous client address) may submit per minute
+    queue_limit: int = Field(32, ge=1)  # queued + running jobs one key (or anonymous client address) may have at once
     cors_origins: list[str] = Field(default_factory=list)  # origins allowed to call the API from a browser
     job_lease_seconds: float = Field(60.0, gt=0)  # a running job whose worker stops renewing this is re-queued
     poll_seconds: float = Field(0.5, gt=0)  # idle workers look for queued jobs this often (a submit wakes them at once)
     max_attempts: int = Field(3, ge=1)  # a job re-queued this many times (crashing workers) fails instead
+    shutdown_grace_seconds: float = Field(10.0, ge=0, le=600)  # on stop (SIGTERM), running jobs get this long to finish; the rest are re-queued
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
 
@@ -74,6 +77,12 @@ class StudioSettings(BaseModel):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _not_silently_open(self) -> "StudioSettings":
+        if self.auth == "off" and not is_loopback(self.host) and not self.allow_open:
+            raise ValueError(f"auth off on {self.host} would let anyone who can reach this machine use the studio")
+        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -103,13 +112,28 @@ class StudioSettings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             item = error.errors()[0]
-            name = str(item["loc"][0]) if item["loc"] else "settings"
-            raise ConfigError(f"{item['msg']} (got {item.get('input')!r})", field=f"AIGC_{name.upper()}", fix=f"see `aigc studio --help`; valid: {describe(name)}") from None
+            if not item["loc"]:  # a rule across settings (auth off on an open host)
+                raise ConfigError(str(item.get("ctx", {}).get("error", item["msg"])), field="AIGC_AUTH", fix="use keys (--auth auto, `aigc studio keys create NAME`), listen on 127.0.0.1, or say --allow-open (AIGC_ALLOW_OPEN=true)") from None
+            name = str(item["loc"][0])
+            where = f"--{name.replace('_', '-')}" if overrides.get(name) is not None else f"AIGC_{name.upper()}"  # a CLI option, or the environment
+            raise ConfigError(f"expected {describe(name)} (got {item.get('input')!r})", field=where, fix="see `aigc studio --help`") from None
 
 
 def describe(name: str) -> str:
+    """What a setting takes, in words: "an integer from 0 to 65535", "one of auto, required, off"."""
     field = StudioSettings.model_fields.get(name)
-    return str(field.annotation) if field else "a known setting"
+    if field is None:
+        return "not a known setting"
+    annotation = field.annotation
+    if getattr(annotation, "__origin__", None) is Literal:
+        return "one of " + ", ".join(map(str, annotation.__args__))
+    kinds = {int: "an integer", float: "a number", bool: "true or false", str: "text", Path: "a folder path"}
+    what = kinds.get(annotation, "a valid value")
+    bounds = {kind: getattr(m, kind) for m in field.metadata for kind in ("ge", "gt", "le") if getattr(m, kind, None) is not None}
+    if "ge" in bounds and "le" in bounds:
+        return f"{what} from {bounds['ge']} to {bounds['le']}"
+    words = [f"at least {bounds['ge']}" if "ge" in bounds else "", f"above {bounds['gt']}" if "gt" in bounds else "", f"at most {bounds['le']}" if "le" in bounds else ""]
+    return " ".join([what, *filter(None, words)])
 
 
 def parse_models(text: str) -> dict[str, str]:

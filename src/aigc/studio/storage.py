@@ -40,6 +40,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a key's bytes (gone already is fine): a deleted job's files."""
+
     def local_path(self, key: str) -> Path | None:
         """A file path for streaming responses, when the store has one."""
         return None
@@ -107,6 +111,9 @@ class LocalArtifactStore(ArtifactStore):
             return self._path(key).is_file()
         except KeyError:
             return False
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

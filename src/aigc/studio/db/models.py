@@ -5,6 +5,8 @@
     prompts    the text a job was asked with (prompt, negative prompt), kept for history and search
     jobs       one generation request: model, parameters, status, progress, timings, error, lease
     artifacts  one stored output: content address, seed, label, model and checkpoint hash, parameters
+    submit_locks  one row per submitter (a key, or an anonymous client address): locked while a submit
+               checks its limits and inserts, so concurrent submits cannot both pass the check
 """
 
 from __future__ import annotations
@@ -87,10 +89,12 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_key_created", "api_key_id", "created_at"),
         Index("ix_jobs_model_status", "model", "status"),
+        Index("ix_jobs_client_created", "client", "created_at"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
+    client: Mapped[str | None] = mapped_column(String(64), default=None)  # anonymous use: the caller's address (its own limits)
     prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id"), default=None)
     model: Mapped[str] = mapped_column(String(200))  # the name in the studio's model list
     family: Mapped[str] = mapped_column(String(100))
@@ -113,6 +117,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)  # created -> finished
     run_ms: Mapped[int | None] = mapped_column(Integer, default=None)  # started -> finished
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)  # deleted by its owner: content gone, the row kept for rate limits
     prompt: Mapped[Prompt | None] = relationship()
     artifacts: Mapped[list["Artifact"]] = relationship(back_populates="job", order_by="Artifact.index")
 
@@ -136,3 +141,9 @@ class Artifact(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     job: Mapped[Job] = relationship(back_populates="artifacts")
+
+
+class SubmitLock(Base):
+    __tablename__ = "submit_locks"
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)  # "key:12" or "client:127.0.0.1"
+    touched_at: Mapped[datetime] = mapped_column(default=utcnow)  # written by every submit: the write is the lock

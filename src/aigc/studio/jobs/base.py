@@ -7,15 +7,16 @@ message or a stopped process delays a job but does not lose it (`runner.requeue_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aigc.studio.services import Services
+if TYPE_CHECKING:  # the services build executors (services.make_executor); executors only use them
+    from aigc.studio.services import Services
 
 
 class Executor(ABC):
     name: str
 
-    def __init__(self, services: Services):
+    def __init__(self, services: "Services"):
         self.services = services
 
     @abstractmethod
@@ -35,12 +36,3 @@ class Executor(ABC):
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name}
 
-
-def make_executor(services: Services) -> Executor:
-    if services.settings.executor == "celery":
-        from aigc.studio.jobs.celery_executor import CeleryExecutor
-
-        return CeleryExecutor(services)
-    from aigc.studio.jobs.local import LocalExecutor
-
-    return LocalExecutor(services)

@@ -4,6 +4,10 @@ Each worker claims the oldest queued job together with queued jobs of the same m
 batch: the model is fetched from the cache once), runs them, and looks again. A submit wakes an idle
 worker at once; otherwise workers look every `poll_seconds`, so jobs queued by another API server that
 shares the database run too. Every few seconds a worker also re-queues jobs whose worker stopped.
+
+On stop (the server's SIGTERM), running jobs get `shutdown_grace_seconds` to finish; the ones that do
+not are put back in the queue at once (and their workers drop them at their next step), so a stop takes
+a bounded time and leaves no job "running" for a lease to expire.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from aigc.studio.jobs import runner
+from aigc.studio.jobs import queue, runner
 from aigc.studio.jobs.base import Executor
 
 log = logging.getLogger("aigc.studio.jobs")
@@ -45,8 +49,15 @@ class LocalExecutor(Executor):
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
+        grace = self.services.settings.shutdown_grace_seconds
+        if self._busy:
+            log.warning("stopping: waiting up to %g s for %d running job(s) to finish", grace, self._busy)
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [runner.worker_identity(thread.name) for thread in self._threads if thread.is_alive()]
+        for job_id in queue.release(self.services, stuck, f"re-queued: the server stopped before the job finished (waited {grace:g} s)"):
+            log.warning("job re-queued: the server stopped before it finished", extra={"job_id": job_id, "grace_seconds": grace})
         self._threads.clear()
 
     def submit(self, job_id: str) -> None:

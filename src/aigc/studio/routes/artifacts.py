@@ -9,7 +9,7 @@ from sqlalchemy import select
 from aigc.studio.db.models import Artifact, Job
 from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.errors import ApiError
-from aigc.studio.routes.common import API, artifact_info, check_id, errors, owned
+from aigc.studio.routes.common import API, artifact_filename, artifact_info, check_id, errors, owned
 from aigc.studio.schemas import ArtifactInfo
 from aigc.studio.services import Services
 
@@ -32,9 +32,6 @@ def get_artifact(artifact_id: str, services: Services = Depends(get_services), c
     return artifact_info(_find(services, artifact_id, caller))
 
 
-_SUFFIX = {"image/png": ".png", "audio/wav": ".wav", "text/plain; charset=utf-8": ".txt"}
-
-
 @router.get(
     "/artifacts/{artifact_id}/content",
     responses={**errors(401, 404), 200: {"content": {"image/png": {}, "audio/wav": {}, "text/plain": {}}, "description": "The file."}},
@@ -49,7 +46,7 @@ def get_artifact_content(
     """The file. Content-addressed, so it never changes: cache it forever."""
     artifact = _find(services, artifact_id, caller)
     path = services.store.local_path(artifact.storage_key)
-    filename = f"aigc-{artifact.job_id[:8]}-{artifact.index}{_SUFFIX.get(artifact.media_type, '')}"
+    filename = artifact_filename(artifact.job_id, artifact.index, artifact.media_type)
     headers = {"ETag": f'"{artifact.sha256}"', "Cache-Control": "private, max-age=31536000, immutable"}
     disposition = "attachment" if download else "inline"
     if path is not None:

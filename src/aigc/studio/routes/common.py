@@ -10,6 +10,7 @@ from aigc.studio.db.models import Artifact, Job
 from aigc.studio.deps import Caller
 from aigc.studio.errors import ApiError
 from aigc.studio.schemas import ArtifactInfo, ErrorResponse, JobInfo
+from aigc.studio.validation import readable
 
 API = "/api/v1"
 ID = re.compile(r"^[0-9a-f]{32}$")
@@ -21,8 +22,16 @@ def errors(*codes: int) -> dict:
 
 
 def owned(query: Select, caller: Caller) -> Select:
-    """Jobs the caller may see: their account's, or the anonymous ones for anonymous loopback use."""
-    return query.where(Job.account_id.is_(None) if caller.account_id is None else Job.account_id == caller.account_id)
+    """Jobs the caller may see: their account's, or the anonymous ones for anonymous loopback use; never deleted ones."""
+    return query.where(Job.account_id.is_(None) if caller.account_id is None else Job.account_id == caller.account_id, Job.deleted_at.is_(None))
+
+
+_SUFFIX = {"image/png": ".png", "audio/wav": ".wav", "text/plain; charset=utf-8": ".txt"}
+
+
+def artifact_filename(job_id: str, index: int, media_type: str) -> str:
+    """The name a downloaded artifact gets: aigc-<job id prefix>-<index>.png"""
+    return f"aigc-{job_id[:8]}-{index}{_SUFFIX.get(media_type, '')}"
 
 
 def check_id(value: str, what: str) -> str:
@@ -31,17 +40,21 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+# Rows are read through `readable`: a stored lone surrogate (written before they were refused) must not
+# make a job, a history page or a filter fail.
+
+
 def artifact_info(artifact: Artifact) -> ArtifactInfo:
     return ArtifactInfo(
         id=artifact.id, job_id=artifact.job_id, index=artifact.index, kind=artifact.kind, media_type=artifact.media_type, sha256=artifact.sha256,
         size_bytes=artifact.size_bytes, seed=artifact.seed, label=artifact.label, width=artifact.width, height=artifact.height, model=artifact.model,
-        checkpoint_sha256=artifact.checkpoint_sha256, parameters=artifact.parameters, created_at=artifact.created_at, url=f"{API}/artifacts/{artifact.id}/content",
+        checkpoint_sha256=artifact.checkpoint_sha256, parameters=readable(artifact.parameters), created_at=artifact.created_at, url=f"{API}/artifacts/{artifact.id}/content",
     )
 
 
 def job_info(job: Job) -> JobInfo:
     return JobInfo(
-        id=job.id, model=job.model, family=job.family, modality=job.modality, params=job.params, status=job.status, progress=job.progress, message=job.message, partial_text=job.partial_text,
-        error=job.error, error_field=job.error_field, cancel_requested=job.cancel_requested, attempts=job.attempts, created_at=job.created_at,
+        id=job.id, model=job.model, family=job.family, modality=job.modality, params=readable(job.params), status=job.status, progress=job.progress, message=readable(job.message),
+        partial_text=readable(job.partial_text), error=readable(job.error), error_field=job.error_field, cancel_requested=job.cancel_requested, attempts=job.attempts, created_at=job.created_at,
         started_at=job.started_at, finished_at=job.finished_at, duration_ms=job.duration_ms, artifacts=[artifact_info(a) for a in job.artifacts], url=f"{API}/jobs/{job.id}",
     )

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
-from datetime import datetime, timedelta, timezone
+import zipfile
+from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from aigc.studio.db.models import Job, Prompt, utcnow
+from aigc.studio.db.models import Artifact, Job, Prompt
 from aigc.studio.deps import Caller, get_caller, get_executor, get_services
 from aigc.studio.errors import ApiError
+from aigc.studio.jobs import queue
 from aigc.studio.jobs.base import Executor
-from aigc.studio.jobs.runner import FINISHED, QUEUED, RUNNING
-from aigc.studio.routes.common import API, check_id, errors, job_info, owned
+from aigc.studio.jobs.queue import FINISHED
+from aigc.studio.routes.common import API, artifact_filename, check_id, errors, job_info, owned
 from aigc.studio.schemas import JobCreate, JobInfo, JobPage
 from aigc.studio.services import Services
+from aigc.studio.validation import validate_job
 
 router = APIRouter(prefix=API, tags=["jobs"])
 log = logging.getLogger("aigc.studio")
-
-
-def _check_limits(services: Services, caller: Caller) -> None:
-    """Per key (or anonymous use): jobs submitted in the last minute, and jobs not yet finished."""
-    key_filter = Job.api_key_id.is_(None) if caller.key_id is None else Job.api_key_id == caller.key_id
-    with services.db.session() as session:
-        recent = session.scalar(select(func.count()).select_from(Job).where(key_filter, Job.created_at >= utcnow() - timedelta(minutes=1)))
-        if recent >= caller.rate_limit_per_minute:
-            raise ApiError(429, f"rate limit: {caller.rate_limit_per_minute} jobs a minute", field="X-API-Key", fix="wait a little and try again", headers={"Retry-After": "10"})
-        open_jobs = session.scalar(select(func.count()).select_from(Job).where(key_filter, Job.status.in_((QUEUED, RUNNING))))
-        if open_jobs >= caller.queue_limit:
-            raise ApiError(429, f"queue limit: {caller.queue_limit} unfinished jobs", field="X-API-Key", fix="wait for your jobs to finish, or cancel some", headers={"Retry-After": "5"})
 
 
 @router.post("/jobs", status_code=202, response_model=JobInfo, responses=errors(400, 401, 413, 422, 429, 503))
@@ -46,30 +38,15 @@ def create_job(
     executor: Executor = Depends(get_executor),
     caller: Caller = Depends(get_caller),
 ) -> JobInfo:
-    """Queue a generation job. Answers at once with the job (202); poll its `url`, or add `?wait=10`."""
+    """Queue a generation job. Answers at once with the job (202); poll its `url`, or add `?wait=10`.
+    A seed of -1 (or none) is a random one; the job and each artifact record the seed used."""
     settings = services.settings
-    entry, request = services.catalog.validate(body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars)
-    _check_limits(services, caller)
-    params = request.model_dump(mode="json")
-    with services.db.session() as session:
-        prompt = None
-        if params.get("prompt") or params.get("negative_prompt"):
-            prompt = Prompt(text=str(params.get("prompt") or ""), negative_text=str(params.get("negative_prompt") or ""))
-            session.add(prompt)
-            session.flush()
-        job = Job(
-            account_id=caller.account_id, api_key_id=caller.key_id, prompt_id=prompt.id if prompt else None, model=entry.name, family=entry.family,
-            modality=entry.modality, params=params, batch_key=entry.batch_key(params), executor=settings.executor, message="queued",
-        )
-        session.add(job)
-        session.commit()
-        job_id = job.id
+    entry, request = validate_job(services.catalog, body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars)
+    job_id = queue.create_job(services, caller, entry, request)
     try:
         executor.submit(job_id)
     except Exception:
-        with services.db.session() as session:
-            session.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED).values(status="failed", error="the job queue is unreachable", finished_at=utcnow()))
-            session.commit()
+        queue.fail_unsent(services, job_id)
         raise ApiError(503, "the job queue (broker) is unreachable; the job was not accepted", field="AIGC_BROKER_URL", fix="try again later") from None
     log.info("job queued", extra={"job_id": job_id, "model": entry.name, "account": caller.name})
     response.headers["Location"] = f"{API}/jobs/{job_id}"
@@ -114,17 +91,43 @@ async def get_job(
 def cancel_job(job_id: str, services: Services = Depends(get_services), executor: Executor = Depends(get_executor), caller: Caller = Depends(get_caller)) -> JobInfo:
     """Cancel a queued job at once, or a running one at its next step. A finished job cannot be cancelled (409)."""
     check_id(job_id, "job")
-    info = _load_job(services, job_id, caller)
-    with services.db.session() as session:
-        done = session.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED).values(status="cancelled", cancel_requested=True, finished_at=utcnow(), message="cancelled before it started"))
-        if done.rowcount == 0:
-            session.execute(update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True, message="cancelling"))
-        session.commit()
+    _load_job(services, job_id, caller)  # 404 unless it is the caller's
+    queue.cancel_job(services, job_id)
     info = _load_job(services, job_id, caller)
     if info.status in FINISHED and info.status != "cancelled":
         raise ApiError(409, f"the job already {info.status}", field="job_id")
     executor.cancel(job_id)
     return info
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response, responses=errors(401, 404, 409))
+def delete_job(job_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
+    """Delete a finished job with its artifacts and prompt (cancel an unfinished one first: 409)."""
+    check_id(job_id, "job")
+    queue.delete_job(services, job_id, lambda query: owned(query, caller))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/jobs/{job_id}/archive",
+    response_class=Response,
+    responses={**errors(401, 404), 200: {"content": {"application/zip": {}}, "description": "Every artifact of the job, and job.json."}},
+)
+def get_job_archive(job_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
+    """All of a job's files in one zip (download all), with `job.json` (the job as GET returns it)."""
+    check_id(job_id, "job")
+    info = _load_job(services, job_id, caller)
+    with services.db.session() as session:
+        rows = session.execute(select(Artifact.index, Artifact.media_type, Artifact.storage_key).where(Artifact.job_id == job_id).order_by(Artifact.index)).all()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+        for row in rows:
+            try:
+                archive.writestr(artifact_filename(job_id, row.index, row.media_type), services.store.read(row.storage_key))
+            except (FileNotFoundError, KeyError):
+                log.warning("artifact file missing from the store", extra={"job_id": job_id, "storage_key": row.storage_key})
+        archive.writestr("job.json", info.model_dump_json(indent=2))
+    return Response(buffer.getvalue(), media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="aigc-{job_id[:8]}.zip"'})
 
 
 @router.get("/jobs", response_model=JobPage, responses=errors(401, 422))

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from aigc.studio.catalog import ModelEntry
 from aigc.studio.deps import Caller, get_caller, get_services
+from aigc.studio.model_facts import form_defaults
 from aigc.studio.routes.common import API, errors
 from aigc.studio.schemas import ModelInfo, ModelList
 from aigc.studio.services import Services
@@ -14,8 +15,11 @@ router = APIRouter(prefix=API, tags=["models"])
 
 
 def model_info(entry: ModelEntry, max_count: int) -> ModelInfo:
+    # A request field that means "the model's default" when left out shows that default (guidance 3, 50 steps).
+    defaults = form_defaults(entry)
+    accepts = [{**field, "default": defaults[field["name"]]} if field.get("default") is None and field["name"] in defaults else field for field in entry.accepts(max_count)]
     return ModelInfo(
-        name=entry.name, family=entry.family, modality=entry.modality, description=entry.description, accepts=entry.accepts(max_count),
+        name=entry.name, family=entry.family, modality=entry.modality, description=entry.description, accepts=accepts,
         num_classes=entry.num_classes, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step,
     )
 

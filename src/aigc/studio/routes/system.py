@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from aigc import __version__
-from aigc.studio.deps import get_executor, get_services
+from aigc.studio.deps import get_executor, get_services, metrics_access
 from aigc.studio.jobs.base import Executor
 from aigc.studio.jobs.runner import queue_depth
 from aigc.studio.observability import render_metrics
-from aigc.studio.routes.common import API
+from aigc.studio.routes.common import API, errors
 from aigc.studio.schemas import Health
 from aigc.studio.services import Services
 
@@ -30,8 +30,9 @@ def health(services: Services = Depends(get_services), executor: Executor = Depe
     return body if database_ok else JSONResponse(body.model_dump(mode="json"), status_code=503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=True)
+@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=True, dependencies=[Depends(metrics_access)], responses=errors(401))
 def metrics(request: Request, services: Services = Depends(get_services), executor: Executor = Depends(get_executor)) -> PlainTextResponse:
-    """Prometheus text format: jobs by status, queue depth, job latency histogram, HTTP requests."""
+    """Prometheus text format: jobs by status, queue depth, job latency histogram, HTTP requests.
+    Off loopback it needs a key (`Authorization: Bearer <key>`) unless AIGC_METRICS_PUBLIC=true."""
     text = render_metrics(services, request.app.state.http_metrics, executor.describe())
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
