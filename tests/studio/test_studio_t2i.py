@@ -100,3 +100,33 @@ def test_a_prompt_for_a_model_that_takes_none_is_explained(t2i_client):
     assert "prompt" in json.dumps(body)
     response = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"prompt": " "}})
     assert response.status_code in (400, 422) and "empty" in json.dumps(response.json())
+
+
+def test_the_form_shows_the_models_real_defaults(t2i_client):
+    """Fields that mean "the model's default" when left out say what that is (the model's config), not null."""
+    models = {m["name"]: m for m in t2i_client.get("/api/v1/models").json()["models"]}
+    painter = {f["name"]: f for f in models["painter"]["accepts"]}
+    assert painter["sampler"]["default"] == "ddim" and painter["sample_steps"]["default"] == 4 and painter["guidance"]["default"] == 3.0  # ddpm-tiny.toml
+    assert painter["seed"]["default"] == -1  # a random seed
+    noise = {f["name"]: f for f in models["noise"]["accepts"]}
+    assert noise["sample_steps"]["default"] == 4
+
+
+def test_a_text_to_image_job_without_a_prompt_is_refused_at_submission(t2i_client):
+    for model in ("painter", "sketcher"):
+        response = t2i_client.post("/api/v1/jobs", json={"model": model, "params": {"count": 1}})
+        error = response.json()["error"]
+        assert response.status_code == 422 and error["field"] == "params.prompt" and "needs a prompt" in error["message"], error
+        assert "labels" in error["fix"]  # captioned digits: a label stands for its caption
+    by_label = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"count": 1, "labels": [7]}})
+    assert by_label.status_code == 202, by_label.text
+    assert t2i_client.post("/api/v1/jobs", json={"model": "noise", "params": {"count": 1}}).status_code == 202  # unconditional: no prompt needed
+
+
+def test_a_prompt_of_the_wrong_type_names_the_field_without_pydantic_words(t2i_client):
+    error = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"prompt": 5}}).json()["error"]
+    assert error["field"] == "params.prompt" and error["message"] == "expected text (a JSON string) or a list (a JSON array) (got 5)"
+    error = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"prompt": ["a seven", 3], "count": 2}}).json()["error"]
+    assert error["field"] == "params.prompt.1" and error["message"].startswith("expected text")
+    error = t2i_client.post("/api/v1/jobs", json={"model": "painter", "params": {"prompt": ""}}).json()["error"]
+    assert error["field"] == "params.prompt" and error["message"].startswith("the prompt is empty") and "Value error" not in error["message"]
