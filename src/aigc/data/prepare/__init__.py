@@ -97,6 +97,27 @@ def write_outputs(folder: Path, outputs: dict[str, bytes]) -> dict[str, dict]:
     return described
 
 
+def write_text_and_pairs(folder: Path, text_file: str, text: str, pairs_file: str, records: list[dict]) -> dict:
+    """A text corpus's two outputs: the text for language models and its (source, target) records as JSON
+    lines for seq2seq, each described with its counts."""
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    outputs = write_outputs(folder, {text_file: text.encode("utf-8"), pairs_file: lines.encode("utf-8")})
+    outputs[text_file].update(characters=len(text), distinct_characters=len(set(text)))
+    outputs[pairs_file].update(pairs=len(records))
+    return outputs
+
+
+def unreadable(archive: Path, error: Exception, fix: str) -> DataError:
+    """The error for a source archive that cannot be opened or parsed (raise it `from None`)."""
+    return DataError(f"cannot read {archive}: {error}", field="--source", fix=fix)
+
+
+def expect_count(archive: Path, found: int, expected: int, what: str, fix: str) -> None:
+    """Each corpus is built from one release; another count of its items means another (or a changed) release."""
+    if found != expected:
+        raise DataError(f"{archive} holds {found} {what}, expected {expected}", field="--source", fix=fix)
+
+
 def prepare(corpus: Corpus, *, source: Path | None = None, force: bool = False, root: Path | None = None, log=print) -> Path:
     """Build `corpus` into the cache (or do nothing when it is already built); returns the folder."""
     folder = corpus_dir(corpus.name, root)

