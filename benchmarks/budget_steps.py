@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from aigc.config import load_config
-from aigc.training.callbacks import Callback
+from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
@@ -51,7 +51,7 @@ def steps_per_second(preset: str, overrides: list[str], seconds: float) -> tuple
     clock = StepClock()
     config = load_config(preset, overrides + QUIET + [f"train.max_minutes={seconds / 60}", "train.max_steps=100000000"])
     with tempfile.TemporaryDirectory() as folder:
-        fit(config, Path(folder) / "run", callbacks=[clock])
+        fit(config, Path(folder) / "run", callbacks=[*default_callbacks(config, Path(folder) / "run"), clock])
     if clock.first is None or clock.steps <= WARMUP_STEPS:
         raise SystemExit(f"{preset}: fewer than {WARMUP_STEPS + 1} steps in {seconds} s; give more --seconds")
     steps = clock.steps - WARMUP_STEPS

@@ -31,7 +31,7 @@ import aigc
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.models.text.common import evaluate_split
-from aigc.training.callbacks import Callback
+from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 from budget_steps import steps_per_second  # benchmarks/ is on sys.path: scripts run from it
 
@@ -77,7 +77,7 @@ def main() -> None:
     config = load_config(args.preset, overrides + QUIET + [f"train.max_minutes={args.minutes}"])
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="aigc-bench-")) / "run"
     timer = Timer()
-    result = fit(config, out, callbacks=[timer])
+    result = fit(config, out, callbacks=[*default_callbacks(config, out), timer])
     train_seconds = timer.last - timer.start
 
     model = aigc.load(result.run_dir)

@@ -22,7 +22,7 @@ import time
 import torch
 
 from aigc.config import load_config
-from aigc.training.callbacks import Callback
+from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 
 
@@ -47,7 +47,7 @@ def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float
     ])
     timer = Timer(warmup)
     with tempfile.TemporaryDirectory() as folder:
-        fit(config, f"{folder}/run", callbacks=[timer])
+        fit(config, f"{folder}/run", callbacks=[*default_callbacks(config, f"{folder}/run"), timer])
     images = timer.steps * config.train.batch_size
     return images / (timer.end[0] - timer.start[0]), images / (timer.end[1] - timer.start[1])
 

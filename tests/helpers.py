@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from aigc.config import load_config
+from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 
 
@@ -16,7 +17,20 @@ def tiny(family: str, *overrides: str):
 
 
 def train_tiny(family: str, run_dir: Path, *overrides: str, callbacks=()):
-    return fit(tiny(family, *overrides), run_dir, callbacks=callbacks)
+    """A tiny run with the default callbacks, then `callbacks`."""
+    config = tiny(family, *overrides)
+    return fit(config, run_dir, callbacks=[*default_callbacks(config, run_dir), *callbacks])
+
+
+class StopAt(Callback):
+    """Stops training after `step` (as a signal or early stopping would)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, state):
+        if state.step == self.step:
+            state.request_stop("test stop")
 
 
 def weights(checkpoint: Path, stem: str = "model") -> dict[str, torch.Tensor]:

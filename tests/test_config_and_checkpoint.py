@@ -57,7 +57,7 @@ def test_nested_state_round_trips_through_safetensors(tmp_path):
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     state = {"optimizer": optimizer.state_dict(), "rng": [{"torch": torch.get_rng_state()}], "step": 7, "none": None}
-    folder = ckpt.save_checkpoint(tmp_path / "checkpoints" / "step-1", weights={"model": model.state_dict()}, training_state=state, sidecar={"step": 1})
+    folder = ckpt.save_checkpoint(tmp_path / "checkpoints" / "step-1", weights={"model": model.state_dict()}, training_state=state, sidecar={"step": 1, "config": {}})
     sidecar = ckpt.read_sidecar(folder)
     restored = ckpt.read_training_state(folder, sidecar)
     assert restored["step"] == 7 and restored["none"] is None
@@ -77,7 +77,7 @@ def test_a_failed_write_leaves_no_checkpoint(tmp_path):
 
 
 def test_a_changed_weight_file_is_detected(tmp_path):
-    folder = ckpt.save_checkpoint(tmp_path / "c", weights={"model": {"w": torch.ones(3)}}, training_state=None, sidecar={})
+    folder = ckpt.save_checkpoint(tmp_path / "c", weights={"model": {"w": torch.ones(3)}}, training_state=None, sidecar={"config": {}})
     sidecar = ckpt.read_sidecar(folder)
     assert torch.equal(ckpt.read_tensors(folder, "model.safetensors", sidecar)["w"], torch.ones(3))
     data = bytearray((folder / "model.safetensors").read_bytes())
@@ -121,7 +121,7 @@ def test_published_files_get_ordinary_permissions(tmp_path):
     from aigc.files import FILE_MODE, FOLDER_MODE, atomic_write_text
 
     path = atomic_write_text(tmp_path / "a.txt", "x")
-    folder = ckpt.save_checkpoint(tmp_path / "c", weights={"model": {"w": torch.ones(1)}}, training_state=None, sidecar={})
+    folder = ckpt.save_checkpoint(tmp_path / "c", weights={"model": {"w": torch.ones(1)}}, training_state=None, sidecar={"config": {}})
     assert stat.S_IMODE(os.stat(path).st_mode) == FILE_MODE
     assert stat.S_IMODE(os.stat(folder).st_mode) == FOLDER_MODE
     assert all(stat.S_IMODE(os.stat(p).st_mode) == FILE_MODE for p in folder.iterdir())

@@ -16,11 +16,11 @@ import torch
 from aigc import checkpoint as ckpt
 from aigc.config import TrainConfig
 from aigc.errors import ConfigError
-from aigc.training.callbacks import Callback
+from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import TrainingError, fit
 from aigc.training.optim import learning_rate_factor
 from aigc.training.sampler import EpochSampler
-from helpers import assert_same_tensors, tiny, weights
+from helpers import StopAt, assert_same_tensors, tiny, weights
 
 RESUMABLE = [
     "train.max_steps=6",
@@ -32,19 +32,11 @@ RESUMABLE = [
 ]
 
 
-class StopAt(Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, state):
-        if state.step == self.step:
-            state.request_stop("test stop")
-
-
 @pytest.mark.parametrize("family", ["dcgan", "wgan-gp"])
 def test_stopped_and_resumed_run_ends_with_the_same_weights(family, tmp_path):
     straight = fit(tiny(family, *RESUMABLE), tmp_path / "straight")
-    stopped = fit(tiny(family, *RESUMABLE), tmp_path / "split", callbacks=[StopAt(3)])
+    config = tiny(family, *RESUMABLE)
+    stopped = fit(config, tmp_path / "split", callbacks=[*default_callbacks(config, tmp_path / "split"), StopAt(3)])
     assert stopped.step == 3 and stopped.stop_reason == "test stop"
     halfway = weights(stopped.checkpoint)
     resumed = fit(tiny(family, *RESUMABLE), tmp_path / "split", resume=True)
@@ -121,7 +113,7 @@ def test_learning_rate_reaches_the_optimizers(tmp_path):
         def on_step_end(self, state):
             seen.append(state.optimizers["generator"].param_groups[0]["lr"])
 
-    fit(tiny("dcgan", "train.lr_schedule=linear", "optim.lr=1e-3"), tmp_path / "run", callbacks=[Watch()])
+    fit(tiny("dcgan", "train.lr_schedule=linear", "optim.lr=1e-3"), tmp_path / "run", callbacks=[Watch()])  # fit runs exactly the callbacks given
     assert seen == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
 
 

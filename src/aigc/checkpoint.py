@@ -9,6 +9,10 @@ A checkpoint is a folder, published atomically (written under a temporary name, 
         checkpoint.json        config, step, metrics, package versions, data fingerprint, sha256 of each file
     checkpoints/latest         the name of the newest complete checkpoint (written last, atomically)
 
+Every file is fsynced before the folder is renamed into place. When `latest` is missing or names a
+broken checkpoint (a crash, a disk error), the newest `step-*` that verifies is used instead, with a
+warning; `clean_staging` removes what an interrupted write leaves (`.step-*.tmp-*`, `.latest.*.tmp`).
+
 Nested state (an optimizer's state_dict, RNG states) is split into tensors, stored in safetensors, and a
 JSON skeleton that says where each tensor goes back (`flatten_state` / `unflatten_state`).
 """
@@ -19,15 +23,17 @@ import json
 import platform
 import shutil
 import tempfile
+import warnings
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from aigc.errors import CheckpointError
+from aigc.errors import AigcWarning, CheckpointError
 from aigc.files import atomic_write_text, publish_directory, sha256_file
 
 FORMAT = "aigc-checkpoint"
@@ -128,11 +134,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if (path / SIDECAR).is_file():
         return path
     for folder in (path / "checkpoints", path):
-        latest = folder / "latest"
-        if latest.is_file():
-            candidate = folder / latest.read_text(encoding="utf-8").strip()
-            if (candidate / SIDECAR).is_file():
-                return candidate
+        if (folder / "latest").exists() or any(folder.glob("step-*")):
+            found = newest_checkpoint(folder)
+            if found is not None:
+                return found
+            raise CheckpointError(
+                f"{folder} holds no complete checkpoint (its latest and every step-* are missing files or corrupt)",
+                fix="train the run again from the start, or restore the checkpoints from a backup",
+            )
     if not path.exists():
         raise CheckpointError(f"{path} does not exist", fix="give a run folder (from `aigc train --out`) or a checkpoint folder")
     raise CheckpointError(
@@ -141,18 +150,79 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
-def read_sidecar(checkpoint: Path) -> dict[str, Any]:
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint `folder/latest` names; if that is missing or broken, the newest step-* that
+    verifies (sidecar and sha256 of every file), with a warning; None when there is none."""
+    named = _latest_name(folder)
+    problem = _problem(folder / named, verify=False) if named else f"{folder / 'latest'} is missing or unreadable"
+    if problem is None:
+        return folder / named
+    for candidate in sorted(folder.glob("step-*"), reverse=True):
+        if candidate.is_dir() and _problem(candidate, verify=True) is None:
+            warnings.warn(f"{problem}; using {candidate.name}, the newest checkpoint that verifies", AigcWarning, stacklevel=2)
+            return candidate
+    return None
+
+
+def _latest_name(folder: Path) -> str:
     try:
-        document = json.loads((checkpoint / SIDECAR).read_text(encoding="utf-8"))
+        name = (folder / "latest").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return name if name and "/" not in name and name not in (".", "..") else ""
+
+
+def _problem(checkpoint: Path, *, verify: bool) -> str | None:
+    """What is wrong with a checkpoint folder, or None when it is complete (and, with verify, intact)."""
+    try:
+        sidecar = read_sidecar(checkpoint)
+    except CheckpointError as error:
+        return str(error).splitlines()[0]
+    for filename, expected in sidecar["files"].items():
+        path = checkpoint / filename
+        if not path.is_file():
+            return f"{path} is missing"
+        if verify and sha256_file(path) != expected:
+            return f"{path} does not match its sha256"
+    return None
+
+
+def clean_staging(folder: Path) -> list[Path]:
+    """Remove what interrupted writes left in a checkpoints folder: staging folders, replaced folders
+    awaiting deletion and temporary `latest` files. Only one process writes a run, so none is in use."""
+    leftovers = [*folder.glob(".step-*.tmp-*"), *folder.glob(".step-*.old-*"), *folder.glob(".latest.*.tmp")]
+    for leftover in leftovers:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return leftovers
+
+
+def read_sidecar(checkpoint: Path) -> dict[str, Any]:
+    path = checkpoint / SIDECAR
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path} is not UTF-8 text: the file is corrupt", fix="use an earlier checkpoint") from None
     except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {checkpoint / SIDECAR}: {error}") from None
+        raise CheckpointError(f"cannot read {path}: {error}", fix="use an earlier checkpoint") from None
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(document).__name__}, not an object: it is not an aigc checkpoint")
     if document.get("format") != FORMAT:
-        raise CheckpointError(f"{checkpoint / SIDECAR} is not an aigc checkpoint (format {document.get('format')!r})")
-    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} is not an aigc checkpoint (format {document.get('format')!r})")
+    version = document.get("format_version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: format_version is {version!r}, not a number: the file is corrupt")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint format {document['format_version']} is newer than this aigc understands ({FORMAT_VERSION})",
+            f"checkpoint format {version} is newer than this aigc understands ({FORMAT_VERSION})",
             fix="upgrade aigc",
         )
+    for key, kind in (("config", dict), ("files", dict)):
+        if not isinstance(document.get(key), kind):
+            problem = "lacks" if key not in document else "has a malformed"
+            raise CheckpointError(f"{path} {problem} {key!r}: the file is corrupt or was edited", fix="use an earlier checkpoint")
     return document
 
 
@@ -163,19 +233,35 @@ def read_tensors(checkpoint: Path, filename: str, sidecar: dict[str, Any], *, ve
         raise CheckpointError(f"{path} is missing", fix="the checkpoint is incomplete; use an earlier one")
     if verify and sha256_file(path) != expected:
         raise CheckpointError(f"{path} does not match the sha256 in {SIDECAR}: the file is corrupt or was changed")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:  # a broken header even though the sha256 matches (written so)
+        raise CheckpointError(f"{path} is not a readable safetensors file ({error})", fix="the checkpoint is corrupt; use an earlier one") from None
 
 
 def read_training_state(checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
     if sidecar.get("training_state") is None:
         raise CheckpointError(f"{checkpoint} holds weights only, not the state needed to resume training")
     tensors = read_tensors(checkpoint, "state.safetensors", sidecar)
-    return unflatten_state(sidecar["training_state"], tensors)
+    where = checkpoint / SIDECAR
+    try:
+        state = unflatten_state(sidecar["training_state"], tensors)
+    except (KeyError, TypeError, ValueError):
+        state = None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"the training state in {where} is malformed", fix="use an earlier checkpoint")
+    return state
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str, left_out: tuple[str, ...] = ()) -> None:
     """load_state_dict with a message that says which keys or shapes disagree. Keys starting with a
     `left_out` prefix may be missing (a zoo export without the training-only weights); they keep their init."""
+    broken = sorted(key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all())
+    if broken:
+        raise CheckpointError(
+            f"{source} holds weights that are NaN or infinite ({', '.join(broken[:5])}): they would make blank or noise samples",
+            fix="use an earlier checkpoint of the run (training diverged or the file was damaged)",
+        )
     own = model.state_dict()
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(left_out))
     unexpected = sorted(set(state) - set(own))

@@ -105,7 +105,7 @@ class TrainConfig(BaseConfig):
     tensorboard: bool = True  # also log to TensorBoard when it is installed
 
 
-def pick_device(preference: str, local_rank: int = 0) -> "torch.device":
+def pick_device(preference: str, local_rank: int = 0, *, field: str = "device") -> "torch.device":
     """The device a `device` setting names: "auto" is this process's GPU when there is one, else the CPU;
     "cuda" is this process's GPU (`local_rank` under torchrun); anything else ("cpu", "cuda:1") as written.
     Training, loading and evaluation all read device settings through it."""
@@ -115,7 +115,17 @@ def pick_device(preference: str, local_rank: int = 0) -> "torch.device":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if preference == "cuda" and torch.cuda.is_available():
         return torch.device(f"cuda:{local_rank}")
-    return torch.device(preference)
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{preference!r} is not a device", field=field, fix="use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":  # else the first tensor moved there fails with an assertion, far from the setting
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"device {preference!r} was asked for, but {why}", field=field, fix="use device auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"there is no {preference} (this machine has {torch.cuda.device_count()} GPUs)", field=field, fix="use cuda:0 .. cuda:N-1, or auto")
+    return device
 
 
 class RunConfig(BaseConfig):

@@ -29,3 +29,8 @@ class DataError(AigcError):
 
 class CheckpointError(AigcError):
     """A checkpoint that is missing, corrupt or does not match its config."""
+
+
+class AigcWarning(UserWarning):
+    """Something the user should know that does not stop the work (a fallback taken, a setting changed);
+    the CLI prints it as one `warning:` line."""

@@ -7,9 +7,12 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import stat
 import tempfile
 from importlib import metadata
 from pathlib import Path
+
+from aigc.errors import AigcError
 
 # mkstemp/mkdtemp create private (0600/0700) entries; published files get the usual permissions.
 _UMASK = os.umask(0)
@@ -18,21 +21,76 @@ FILE_MODE = 0o666 & ~_UMASK
 FOLDER_MODE = 0o777 & ~_UMASK
 
 
+# Kernel file systems: an entry there is a control file, never an artifact (devices are refused by kind).
+_SPECIAL_ROOTS = (Path("/proc"), Path("/sys"))
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _check_target(path: Path, *, folder: bool) -> None:
+    """Renaming over `path` may only replace what we would write (a regular file, or a folder we publish),
+    or nothing: never a device, a pipe, a link, or anything under /proc, /sys or /dev."""
+    resolved = path.parent.resolve() / path.name
+    if any(resolved == root or root in resolved.parents for root in _SPECIAL_ROOTS):
+        raise AigcError(f"refusing to write {path}: it is inside /{resolved.parts[1]}, a kernel file system", fix="write to an ordinary folder")
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file in the way is _make_parent's to say)
+        return
+    except OSError as error:
+        raise AigcError(f"cannot write {path}: {error.strerror}", fix="choose another path") from None
+    wanted, expected = (stat.S_ISDIR, "a folder") if folder else (stat.S_ISREG, "a regular file")
+    if not wanted(mode):
+        raise AigcError(f"refusing to replace {path}: it is {_kind(mode)}, and only {expected} (or nothing) may be replaced", fix="choose another path")
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), path.parent)
+        raise AigcError(f"cannot write {path}: {blocker} is a file, not a folder", fix="choose a path whose folders are folders") from None
+    except PermissionError:
+        raise AigcError(f"cannot write {path}: no permission to create {path.parent}", fix="choose a folder you can write to") from None
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename inside `folder` durable (POSIX: the entry lives in the folder, not in the file)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write to a temporary file in the same folder, fsync, rename over the target, fsync the folder.
+    Only a regular file (or nothing) is replaced; anything else is refused with an AigcError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _check_target(path, folder=False)
+    _make_parent(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except PermissionError:
+        raise AigcError(f"cannot write {path}: no permission to write in {path.parent}", fix="choose a folder you can write to") from None
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, FILE_MODE)
+        _check_target(path, folder=False)  # again: something may have appeared there meanwhile
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
     return path
 
 
@@ -41,10 +99,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def publish_directory(staging: Path, final: Path) -> Path:
-    """Move a fully written staging folder into place; an existing folder of that name is replaced."""
+    """Move a fully written staging folder into place; an existing folder of that name is replaced.
+
+    Every file is fsynced before the rename and the parent folder after it, so that a power loss can
+    not publish a folder of empty files."""
+    _check_target(final, folder=True)
     os.chmod(staging, FOLDER_MODE)
-    for entry in staging.iterdir():  # some writers (safetensors) create private files
+    for entry in staging.iterdir():  # some writers (safetensors) create private files, and do not fsync
         os.chmod(entry, FOLDER_MODE if entry.is_dir() else FILE_MODE)
+        if entry.is_file():
+            with open(entry, "rb") as file:
+                os.fsync(file.fileno())
+    fsync_directory(staging)
     if final.exists():
         trash = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, trash)
@@ -52,6 +118,7 @@ def publish_directory(staging: Path, final: Path) -> Path:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, final)
+    fsync_directory(final.parent)
     return final
 
 

