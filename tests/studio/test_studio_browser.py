@@ -101,7 +101,9 @@ def test_submit_a_job_see_results_and_history_and_reuse_settings(live_server, br
     page.locator("[data-testid=artifact]").nth(2).click()
     details = page.locator("#details-list").inner_text()
     assert "23" in details and "checkpoint" in details  # seed 21 + 2, with its provenance
-    assert page.get_attribute("#download", "href").endswith("/content?download=true")
+    with page.expect_download() as saved:  # fetched (with the key, when there is one), then saved
+        page.click("[data-testid=download]")
+    assert saved.value.suggested_filename.endswith("-2.png") and Path(saved.value.path()).read_bytes()[:4] == b"\x89PNG"
 
     page.select_option("[data-testid=model]", "blobs")  # unconditional: no label control
     assert page.locator("[data-testid=field-labels]").count() == 0
@@ -153,8 +155,8 @@ def test_text_streams_into_the_page_as_it_is_generated(serve, browser, tiny_runs
 
 
 def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, tmp_path):
-    """The diffusion form's sampler starts at "the model's default" (not the first option, DDPM with 1000
-    steps), so a job submitted untouched records no sampler; picking one sends it."""
+    """The diffusion form's sampler shows the model's own default (DDIM), and a job submitted untouched
+    records no sampler (the model's default applies); picking another one sends it."""
     from helpers import train_tiny
 
     from aigc.studio.catalog import ModelCatalog
@@ -164,12 +166,106 @@ def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, t
     page.goto(base)
     page.wait_for_selector("[data-testid=model] option[value=noise]", state="attached")
     page.select_option("[data-testid=model]", "noise")
-    assert page.locator("[data-testid=field-sampler]").input_value() == ""
+    assert page.locator("[data-testid=field-sampler]").input_value() == "ddim"
+    assert page.locator("[data-testid=field-sample_steps]").input_value() == "4"  # ddpm-tiny's own, not an empty box
     page.fill("[data-testid=field-count]", "2")
     page.click("[data-testid=generate]")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=artifact] img').length === 2", timeout=60_000)
     jobs = page.request.get(f"{base}/api/v1/jobs?limit=1").json()["items"]
     assert jobs[0]["params"]["sampler"] is None and jobs[0]["params"]["count"] == 2
-    page.select_option("[data-testid=field-sampler]", "ddim")
+    page.select_option("[data-testid=field-sampler]", "ddpm")
     page.click("[data-testid=generate]")
-    page.wait_for_function(f"async () => (await (await fetch('{base}/api/v1/jobs?limit=1')).json()).items[0].params.sampler === 'ddim'", timeout=60_000)
+    page.wait_for_function(f"async () => (await (await fetch('{base}/api/v1/jobs?limit=1')).json()).items[0].params.sampler === 'ddpm'", timeout=60_000)
+
+
+# Each character drawn alone on a canvas in the page's font: with a CJK font they all differ; without
+# one, each is the same "missing glyph" box as a character no font has.
+RENDERS = """(text) => {
+  const draw = (t) => { const c = document.createElement('canvas'); c.width = c.height = 64; const g = c.getContext('2d');
+    g.font = '48px ' + getComputedStyle(document.body).fontFamily; g.fillText(t, 4, 52); return c.toDataURL(); };
+  const glyphs = [...text].map(draw);
+  return new Set(glyphs).size === glyphs.length && !glyphs.includes(draw('\\u{10FFFD}'));
+}"""
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_with_keys_on_a_phone_download_zoom_reuse_a_seed_search_and_delete(serve, browser, tiny_runs, tmp_path, sqlite_url):
+    """Keys required, a 390 px wide screen: the key error clears once a key is entered, images and
+    downloads carry the key, the lightbox zooms, an image's own seed is reused, the history is searched
+    and filtered, a job is deleted, Chinese renders, and nothing scrolls sideways."""
+    from helpers import train_tiny
+
+    from aigc.studio.catalog import ModelCatalog
+    from aigc.studio.db.session import open_database
+    from aigc.studio.keys import create_key
+
+    poet = train_tiny("gpt", tmp_path / "gpt").run_dir
+    base = serve(ModelCatalog.from_paths({**tiny_runs, "poet": str(poet)}), auth="required")
+    db = open_database(sqlite_url)
+    key, _ = create_key(db, "phone")
+    db.dispose()
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())  # "Delete this job?"
+    page.goto(base)
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "API key" in page.inner_text("#form-error")
+    page.fill("#api-key", key)
+    page.press("#api-key", "Tab")  # change: the page reloads models and history with the key
+    page.wait_for_selector("[data-testid=model] option[value=digits]", state="attached")
+    page.wait_for_selector("#form-error", state="hidden")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+    page.select_option("[data-testid=model]", "digits")
+    assert page.input_value("[data-testid=field-seed]") == "-1"  # random by default
+    page.fill("[data-testid=field-seed]", "5")
+    page.click("[data-testid=seed-random]")  # the dice: back to random
+    assert page.input_value("[data-testid=field-seed]") == "-1"
+    page.fill("[data-testid=field-count]", "3")
+    page.click("[data-testid=generate]")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth === 8).length === 3")
+    job = page.evaluate(f"async () => (await (await fetch('{base}/api/v1/jobs', {{headers: {{'X-API-Key': '{key}'}}}})).json()).items[0]")
+    seed = job["params"]["seed"]
+    assert [a["seed"] for a in job["artifacts"]] == [seed, seed + 1, seed + 2]
+
+    page.locator("[data-testid=artifact]").nth(1).click()
+    page.click("[data-testid=zoom]")
+    page.wait_for_function("() => { const i = document.getElementById('lightbox-image'); return document.getElementById('lightbox').open && i.complete && i.naturalWidth === 8 }")
+    assert page.locator("#lightbox-image").bounding_box()["width"] >= 300  # 8x8 shown large
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.getElementById('lightbox').open")
+    page.click("[data-testid=reuse-seed]")  # this image's own seed and label, not the job's first seed
+    assert page.input_value("[data-testid=field-seed]") == str(seed + 1)
+    assert page.input_value("[data-testid=field-labels]") == str(job["artifacts"][1]["label"])
+
+    with page.expect_download() as saved:
+        page.click("[data-testid=download]")
+    assert Path(saved.value.path()).read_bytes()[:4] == b"\x89PNG"  # with the key: not a 401 page
+    with page.expect_download() as archive:
+        page.click("[data-testid=download-all]")
+    import zipfile
+
+    with zipfile.ZipFile(archive.value.path()) as files:
+        assert len([name for name in files.namelist() if name.endswith(".png")]) == 3
+
+    page.select_option("[data-testid=model]", "poet")
+    page.fill("[data-testid=field-prompt]", "一个笑脸")
+    page.fill("[data-testid=field-max_tokens]", "4")
+    page.click("[data-testid=generate]")
+    history = page.locator("[data-testid=history] [data-testid=history-item]")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=history-item]').length === 2")
+    assert history.first.locator("text=一个笑脸").count() == 1 and page.evaluate(RENDERS, "一个笑脸")
+    page.fill("[data-testid=history-q]", "笑脸")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=history-item]').length === 1")
+    assert "poet" in history.first.inner_text()
+    page.fill("[data-testid=history-q]", "")
+    page.select_option("[data-testid=history-model]", "digits")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=history-item]')].every(i => i.innerText.includes('digits'))")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+    history.first.locator("[data-testid=delete]").click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=history-item]').length === 0")
+    page.select_option("[data-testid=history-model]", "")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=history-item]').length === 1")
+    assert "poet" in history.first.inner_text() and problems == []

@@ -2,7 +2,7 @@
 "use strict";
 
 const API = "/api/v1";
-const state = { models: [], model: null, job: null, page: 1, pages: 1, selected: null, polling: false };
+const state = { models: [], model: null, job: null, shown: null, page: 1, pages: 1, selected: null, lightbox: null, polling: false };
 const $ = (id) => document.getElementById(id);
 
 // ------------------------------------------------------------------------------------------- API calls
@@ -29,13 +29,34 @@ async function fileUrl(url) {
   return URL.createObjectURL(await response.blob());
 }
 
+// Save a file: fetched with the key (a plain link would get 401 when keys are required), then handed
+// to the browser as a download under the server's file name.
+async function download(url) {
+  const response = await fetch(url, { headers: headers() });
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new Error(body?.error?.message || response.statusText);
+  }
+  const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "aigc-download";
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(await response.blob()), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
 // --------------------------------------------------------------------------------------------- models
 
 async function loadModels() {
   const { models } = await api("/models");
+  showError(null); // e.g. "an API key is required", once a valid key is entered
   state.models = models;
   const select = $("model");
   select.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.modality})`, m.name)));
+  const filter = $("history-model");
+  const chosen = filter.value;
+  filter.replaceChildren(new Option("all models", ""), ...models.map((m) => new Option(m.name, m.name)));
+  filter.value = chosen;
   if (!models.length) {
     $("model-info").textContent = "No models are served. Start the studio with --model NAME=RUN_DIR or install the zoo.";
     $("submit").disabled = true;
@@ -51,7 +72,10 @@ function selectModel(name, params = null) {
   renderFields(state.model.accepts, params);
 }
 
-// The form shows only what the chosen model accepts (its request class, as the API describes it).
+// The form shows only what the chosen model accepts (its request class, as the API describes it), with
+// each field's real default filled in (the API reports the model's own, e.g. guidance 3, 50 steps).
+const RANDOM_SEED = -1;
+
 function renderFields(accepts, params) {
   const fields = accepts.map((field) => {
     const label = document.createElement("label");
@@ -90,13 +114,27 @@ function renderFields(accepts, params) {
     input.name = field.name;
     input.dataset.type = field.type;
     input.dataset.testid = `field-${field.name}`;
-    label.append(input);
+    if (field.default != null) input.dataset.default = JSON.stringify(field.default);
+    if (field.name === "seed") {
+      // -1 is "a random seed" (the default): the job records the seed it used, so "reuse" repeats it.
+      const row = Object.assign(document.createElement("span"), { className: "seed-row" });
+      const dice = Object.assign(document.createElement("button"), { type: "button", className: "secondary dice", textContent: "🎲", title: "random seed (-1)" });
+      dice.dataset.testid = "seed-random";
+      dice.setAttribute("aria-label", "random seed");
+      dice.addEventListener("click", () => { input.value = String(RANDOM_SEED); });
+      row.append(input, dice);
+      label.append(row);
+    } else {
+      label.append(input);
+    }
     if (field.help) label.append(Object.assign(document.createElement("small"), { textContent: field.help }));
     return label;
   });
   $("fields").replaceChildren(...fields);
 }
 
+// Only what differs from a field's default is sent: the model then applies its own default (so a job
+// records "the model's default" rather than whatever the form showed).
 function readParams() {
   const params = {};
   for (const input of $("fields").querySelectorAll("input, select, textarea")) {
@@ -114,6 +152,7 @@ function readParams() {
     } else if (input.value !== "") {
       params[input.name] = input.value;
     }
+    if (input.name in params && input.dataset.default === JSON.stringify(params[input.name])) delete params[input.name];
   }
   return params;
 }
@@ -176,6 +215,8 @@ function renderGallery(job) {
     $("details").hidden = true;
   }
   $("results-job").textContent = `${job.model} · ${job.status} · job ${job.id.slice(0, 8)}`;
+  state.shown = job;
+  $("download-all").hidden = !job.artifacts.length;
   // A streaming text job: show the text so far until its artifact arrives.
   let live = gallery.querySelector("[data-testid=stream]");
   if (job.partial_text != null && !job.artifacts.length) {
@@ -204,6 +245,7 @@ function card(job, artifact) {
   if (artifact.kind === "image") {
     const img = Object.assign(document.createElement("img"), { alt: `seed ${artifact.seed}`, loading: "lazy" });
     fileUrl(artifact.url).then((url) => (img.src = url));
+    img.addEventListener("dblclick", () => openLightbox(job, artifact));
     item.append(img, caption);
   } else if (artifact.kind === "audio") {
     const audio = Object.assign(document.createElement("audio"), { controls: true, preload: "none" });
@@ -224,21 +266,52 @@ function showDetails(job, artifact, element) {
   state.selected = { job, artifact };
   const rows = { model: artifact.model, seed: artifact.seed, label: artifact.label, size: artifact.width ? `${artifact.width}×${artifact.height}` : null, checkpoint: artifact.checkpoint_sha256, sha256: artifact.sha256, request: JSON.stringify(job.params), created: new Date(artifact.created_at).toLocaleString() };
   $("details-list").replaceChildren(...Object.entries(rows).filter(([, v]) => v != null).flatMap(([k, v]) => [Object.assign(document.createElement("dt"), { textContent: k }), Object.assign(document.createElement("dd"), { textContent: String(v) })]));
-  $("download").href = artifact.url + "?download=true";
+  $("reuse-seed").hidden = artifact.seed == null;
+  $("zoom").hidden = artifact.kind !== "image";
   $("details").hidden = false;
 }
 
-function reuse(job) {
+// Reuse a job's settings; with an artifact, that image's own seed (image i of a job has seed + i) and
+// label, so the first image of the next job is that one.
+function reuse(job, artifact = null) {
   if (!state.models.some((m) => m.name === job.model)) return showError(new Error(`model ${job.model} is no longer served`));
-  selectModel(job.model, job.params);
+  const params = artifact?.seed != null ? { ...job.params, seed: artifact.seed, ...(artifact.label != null && { labels: [artifact.label] }) } : job.params;
+  selectModel(job.model, params);
   $("job-form").scrollIntoView({ behavior: "smooth" });
+}
+
+// ------------------------------------------------------------------------------------------- lightbox
+
+// Small images (8x8 digits) shown large, pixel for pixel; arrows step through the job's images.
+function openLightbox(job, artifact) {
+  const images = job.artifacts.filter((a) => a.kind === "image");
+  state.lightbox = { job, images, index: Math.max(0, images.findIndex((a) => a.id === artifact.id)) };
+  showLightboxImage();
+  if (!$("lightbox").open) $("lightbox").showModal();
+}
+
+function showLightboxImage() {
+  const { images, index } = state.lightbox;
+  const artifact = images[index];
+  $("lightbox-image").alt = `seed ${artifact.seed}`;
+  fileUrl(artifact.url).then((url) => ($("lightbox-image").src = url));
+  $("lightbox-caption").textContent = [`${index + 1} / ${images.length}`, artifact.seed != null && `seed ${artifact.seed}`, artifact.label != null && `label ${artifact.label}`, artifact.width && `${artifact.width}×${artifact.height}`].filter(Boolean).join(" · ");
+}
+
+function stepLightbox(delta) {
+  const box = state.lightbox;
+  if (!box) return;
+  box.index = (box.index + delta + box.images.length) % box.images.length;
+  showLightboxImage();
 }
 
 // -------------------------------------------------------------------------------------------- history
 
 async function loadHistory() {
   const status = $("history-status").value;
-  const query = new URLSearchParams({ page: state.page, per_page: 10, ...(status && { status }) });
+  const model = $("history-model").value;
+  const q = $("history-q").value.trim();
+  const query = new URLSearchParams({ page: state.page, per_page: 10, ...(status && { status }), ...(model && { model }), ...(q && { q }) });
   let page;
   try {
     page = await api(`/jobs?${query}`);
@@ -269,9 +342,33 @@ function historyItem(job) {
   }
   const again = Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: "Reuse" });
   again.addEventListener("click", (event) => { event.stopPropagation(); reuse(job); });
-  item.append(status, what, when, thumbs, again);
+  const buttons = Object.assign(document.createElement("span"), { className: "item-actions" });
+  buttons.append(again);
+  if (["succeeded", "failed", "cancelled"].includes(job.status)) {
+    const remove = Object.assign(document.createElement("button"), { type: "button", className: "secondary danger", textContent: "Delete" });
+    remove.dataset.testid = "delete";
+    remove.addEventListener("click", (event) => { event.stopPropagation(); deleteJob(job); });
+    buttons.append(remove);
+  }
+  item.append(status, what, when, thumbs, buttons);
   item.addEventListener("click", () => renderGallery(job));
   return item;
+}
+
+async function deleteJob(job) {
+  if (!confirm(`Delete this ${job.model} job and its ${job.artifacts.length} file(s)?`)) return;
+  try {
+    await api(`/jobs/${job.id}`, { method: "DELETE" });
+  } catch (error) {
+    return showError(error);
+  }
+  if ($("gallery").dataset.job === job.id) {
+    $("gallery").replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: "Deleted." }));
+    delete $("gallery").dataset.job;
+    $("details").hidden = true;
+    $("download-all").hidden = true;
+  }
+  loadHistory();
 }
 
 // ------------------------------------------------------------------------------------------- start-up
@@ -288,11 +385,23 @@ async function health() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = localStorage.getItem("aigc-api-key") || "";
-  $("api-key").addEventListener("change", (e) => { localStorage.setItem("aigc-api-key", e.target.value.trim()); loadModels().catch(showError); loadHistory(); });
+  $("api-key").addEventListener("change", (e) => { localStorage.setItem("aigc-api-key", e.target.value.trim()); showError(null); loadModels().catch(showError); loadHistory(); });
   $("model").addEventListener("change", (e) => selectModel(e.target.value));
   $("job-form").addEventListener("submit", submit);
   $("cancel").addEventListener("click", cancel);
   $("reuse").addEventListener("click", () => state.selected && reuse(state.selected.job));
+  $("reuse-seed").addEventListener("click", () => state.selected && reuse(state.selected.job, state.selected.artifact));
+  $("zoom").addEventListener("click", () => state.selected && openLightbox(state.selected.job, state.selected.artifact));
+  $("download").addEventListener("click", () => state.selected && download(state.selected.artifact.url + "?download=true").catch(showError));
+  $("download-all").addEventListener("click", () => state.shown && download(`${API}/jobs/${state.shown.id}/archive`).catch(showError));
+  $("lightbox-close").addEventListener("click", () => $("lightbox").close());
+  $("lightbox").addEventListener("click", (e) => { if (e.target === $("lightbox")) $("lightbox").close(); }); // the backdrop
+  $("lightbox-prev").addEventListener("click", () => stepLightbox(-1));
+  $("lightbox-next").addEventListener("click", () => stepLightbox(1));
+  $("lightbox").addEventListener("keydown", (e) => { if (e.key === "ArrowLeft") stepLightbox(-1); if (e.key === "ArrowRight") stepLightbox(1); });
+  let typing;
+  $("history-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { state.page = 1; loadHistory(); }, 250); });
+  $("history-model").addEventListener("change", () => { state.page = 1; loadHistory(); });
   $("history-status").addEventListener("change", () => { state.page = 1; loadHistory(); });
   $("history-refresh").addEventListener("click", loadHistory);
   $("prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); loadHistory(); });
