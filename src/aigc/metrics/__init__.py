@@ -9,6 +9,11 @@ dataclasses, one return type per function.
 - `inception_score`: Inception Score from class probabilities, with splits.
 - `prdc`: precision, recall, density and coverage (Naeem et al. 2020).
 - `text`: perplexity, bits per character, BLEU (sacrebleu) and ROUGE-L.
+
+Scoring images end to end, one idea per module: `protocol` (the choices a score depends on, and the record
+stored with it), `features` (a backbone from `aigc.backbones` as a frozen, eval-mode feature network),
+`reference` (real images' features, cached), `evaluate` (generate through the one pipeline and score),
+`report` (eval.json, comparisons), `callback` (scores during training), `prompt_accuracy` (text-to-image).
 """
 
 from __future__ import annotations
