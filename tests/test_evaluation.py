@@ -21,16 +21,20 @@ from aigc.backbones import efficientnet, inception
 from aigc.config import load_config
 from aigc.errors import AigcError, CheckpointError, ConfigError
 from aigc.generation.outputs import ImageBatch
+from aigc.generation.requests import ImageRequest
 from aigc.metrics import evaluate as ev
 from aigc.metrics import features as feat
 from aigc.metrics.callback import SampleQuality
+from aigc.metrics.protocol import MetricSettings, Protocol
+from aigc.metrics.reference import load_reference_split, reference_features
 from aigc.registry import get_dataset
-from aigc.training import loop
+from aigc.api import training_callbacks
+from aigc.training.callbacks import default_callbacks
 from aigc.training.loop import fit
 from conftest import has_module, require
 from helpers import assert_same_tensors, tiny, train_tiny, weights
 
-SMALL = ev.MetricSettings(kid_subsets=10, kid_subset_size=32, is_splits=4, prdc_k=3)
+SMALL = MetricSettings(kid_subsets=10, kid_subset_size=32, is_splits=4, prdc_k=3)
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +62,7 @@ def gan_run(tmp_path_factory):
 
 
 def digits_images(size: int = 8) -> torch.Tensor:
-    bundle = ev.load_reference_split(load_config("dcgan-tiny").data, size, 1, "train")
+    bundle = load_reference_split(load_config("dcgan-tiny").data, size, 1, "train")
     return bundle.images  # uint8 [1797, 1, size, size]
 
 
@@ -197,6 +201,8 @@ class ReplayModel(torch.nn.Module):
     """A 'generator' that returns real images (image i = reference image i), to check the real and
     generated paths treat pixels identically."""
 
+    request_class = ImageRequest
+
     def __init__(self, images: torch.Tensor):
         super().__init__()
         self.images = images  # uint8 [N, 1, S, S]
@@ -217,10 +223,8 @@ def test_real_and_generated_images_go_through_the_same_filter(network, monkeypat
         return original(images, image_size, channels)
 
     monkeypatch.setattr(feat, "fit_images", spy)
-    report, generated = ev.evaluate_model(
-        ReplayModel(real), config, metrics=["fid", "prdc"], num_samples=len(real), feature_network=network,
-        settings=SMALL, batch_size=512,
-    )
+    protocol = Protocol(metrics=["fid", "prdc"], num_samples=len(real), feature_network=network, settings=SMALL)
+    report, generated = ev.evaluate_model(ReplayModel(real), config, protocol, batch_size=512)
     assert calls == [((1, 16, 16), 8, 1), ((1, 16, 16), 8, 1)]  # reference, then generated: one filter
     assert report.protocol["resize"].startswith("16x16x1 -> 8x8x1 by aigc.data.images.fit_images")
     assert report.protocol["resize_method"] == feat.RESIZE_METHOD
@@ -230,12 +234,12 @@ def test_real_and_generated_images_go_through_the_same_filter(network, monkeypat
 
 def test_real_split_scores_far_below_noise():
     """The shipped MNIST classifier: MNIST test vs train is close, noise vs train is far."""
-    real = ev.evaluate_real("mnist", split="test", num_samples=1000, reference_count=1000, metrics=["fid", "kid"], settings=SMALL)
+    real = ev.evaluate_real("mnist", Protocol(metrics=["fid", "kid"], num_samples=1000, reference_count=1000, settings=SMALL), split="test")
     network = feat.load_feature_network("mnist-classifier")
     noise = np.random.default_rng(0).integers(0, 256, size=(1000, 28, 28, 1), dtype=np.uint8)
     noisy = ev.evaluate_images(
-        noise, network=network, data_config=load_config("dcgan-mnist").data, image_size=28, channels=1,
-        metrics=["fid", "kid"], reference_count=1000, settings=SMALL,
+        noise, Protocol(metrics=["fid", "kid"], feature_network=network, reference_count=1000, settings=SMALL),
+        data_config=load_config("dcgan-mnist").data, image_size=28, channels=1,
     )
     assert noisy.timing["reference_cached"]  # the reference of the first call was reused
     assert real.scores["fid"]["value"] * 20 < noisy.scores["fid"]["value"]
@@ -249,7 +253,7 @@ def test_real_split_scores_far_below_noise():
 
 def test_reference_features_are_cached_and_reused(network, isolated_cache, monkeypatch):
     data = load_config("dcgan-tiny").data
-    first = ev.reference_features(network, data, image_size=8, channels=1, count=500)
+    first = reference_features(network, data, image_size=8, channels=1, count=500)
     assert not first.cached and first.path.is_file() and first.path.parent.parent == isolated_cache
     modified = first.path.stat().st_mtime_ns
 
@@ -257,16 +261,16 @@ def test_reference_features_are_cached_and_reused(network, isolated_cache, monke
         raise AssertionError("the reference features were recomputed")
 
     monkeypatch.setattr(network, "features", forbidden)
-    second = ev.reference_features(network, data, image_size=8, channels=1, count=500)
+    second = reference_features(network, data, image_size=8, channels=1, count=500)
     assert second.cached and second.path == first.path and first.path.stat().st_mtime_ns == modified
     np.testing.assert_array_equal(first.features, second.features)
     assert second.key == first.key and first.key["weights_sha256"] == network.weights_sha256
     monkeypatch.undo()
     monkeypatch.setenv("AIGC_CACHE_DIR", str(isolated_cache))
-    other = ev.reference_features(network, data, image_size=8, channels=1, count=400)  # another key: computed
+    other = reference_features(network, data, image_size=8, channels=1, count=400)  # another key: computed
     assert not other.cached and other.path != first.path
     first.path.write_bytes(b"damaged")  # a damaged cache file is recomputed, not trusted
-    again = ev.reference_features(network, data, image_size=8, channels=1, count=500)
+    again = reference_features(network, data, image_size=8, channels=1, count=500)
     assert not again.cached
     np.testing.assert_array_equal(again.features, first.features)
 
@@ -345,11 +349,11 @@ def test_a_zoo_model_is_scored_without_writing_into_the_package(tmp_path):
     entry = zoo.get_entry("dcgan-mnist")
     require(entry is not None and get_dataset("mnist").available() is None, "the dcgan-mnist zoo model and MNIST")
     before = sorted(p.name for p in entry.path.rglob("*"))
-    report = ev.evaluate_run("dcgan-mnist", metrics="fid", num_samples=200)
+    report = ev.evaluate_run("dcgan-mnist", Protocol(metrics="fid", num_samples=200))
     assert report.subject["kind"] == "zoo" and report.subject["run"] == "zoo:dcgan-mnist" and not report.written
     assert report.protocol["feature_network"]["name"] == "mnist-classifier"  # the default for mnist
     assert sorted(p.name for p in entry.path.rglob("*")) == before
-    again = ev.evaluate_run("dcgan-mnist", metrics="fid", num_samples=200, out_dir=tmp_path / "scores")
+    again = ev.evaluate_run("dcgan-mnist", Protocol(metrics="fid", num_samples=200), out_dir=tmp_path / "scores")
     assert again.written == [tmp_path / "scores" / "eval.json", tmp_path / "scores" / "eval-samples.png"]
     assert json.loads((tmp_path / "scores" / "eval.json").read_text())["scores"] == report.scores
 
@@ -365,7 +369,7 @@ def test_unknown_metric_is_refused_with_the_choices(gan_run, capsys, monkeypatch
 @pytest.mark.parametrize(
     ("metrics", "count", "settings", "message", "fix"),
     [
-        ("kid", 64, ev.MetricSettings(), "kid needs at least 1000 generated samples", "--kid-subset-size"),
+        ("kid", 64, MetricSettings(), "kid needs at least 1000 generated samples", "--kid-subset-size"),
         ("fid", 1, SMALL, "fid needs at least 2 generated samples", "raise -n"),
         ("prdc", 3, SMALL, "prdc needs at least 4 generated samples", "--prdc-k"),
         ("is", 3, SMALL, "is needs at least 4 generated samples", "--is-splits"),
@@ -373,15 +377,15 @@ def test_unknown_metric_is_refused_with_the_choices(gan_run, capsys, monkeypatch
 )
 def test_too_few_samples_for_a_metric_is_refused_before_generating(gan_run, network, metrics, count, settings, message, fix):
     with pytest.raises(AigcError, match=message) as error:
-        ev.evaluate_run(gan_run, metrics=metrics, num_samples=count, feature_network=network, settings=settings)
+        ev.evaluate_run(gan_run, Protocol(metrics=metrics, num_samples=count, feature_network=network, settings=settings))
     assert fix in str(error.value)
 
 
 def test_too_few_reference_images_for_kid_is_refused(gan_run, network):
     with pytest.raises(AigcError, match="at least 32 reference images"):
-        ev.evaluate_run(gan_run, metrics="kid", num_samples=64, feature_network=network, settings=SMALL, reference_count=20)
+        ev.evaluate_run(gan_run, Protocol(metrics="kid", num_samples=64, feature_network=network, settings=SMALL, reference_count=20))
     with pytest.raises(AigcError, match="has 1797"):
-        ev.evaluate_run(gan_run, metrics="fid", num_samples=64, feature_network=network, reference_count=5000)
+        ev.evaluate_run(gan_run, Protocol(metrics="fid", num_samples=64, feature_network=network, reference_count=5000))
 
 
 def test_a_run_without_checkpoint_or_generator_is_refused(tmp_path, classifier_run, network, capsys, monkeypatch):
@@ -389,18 +393,18 @@ def test_a_run_without_checkpoint_or_generator_is_refused(tmp_path, classifier_r
     code, _, err = run_cli(["eval", str(tmp_path / "empty")], capsys, monkeypatch)
     assert code == 2 and "holds no checkpoint" in err and "fix:" in err
     with pytest.raises(CheckpointError, match="does not exist"):
-        ev.evaluate_run(tmp_path / "missing", metrics="fid", feature_network=network)
+        ev.evaluate_run(tmp_path / "missing", Protocol(metrics="fid", feature_network=network))
     with pytest.raises(AigcError, match="does not generate images"):
-        ev.evaluate_run(classifier_run, metrics="fid", num_samples=10, feature_network=network)
+        ev.evaluate_run(classifier_run, Protocol(metrics="fid", num_samples=10, feature_network=network))
 
 
 def test_images_of_the_wrong_geometry_for_the_network_are_refused_before_generating(gan_run):
     with pytest.raises(AigcError, match="resized by more than a factor of 2"):
-        ev.evaluate_run(gan_run, metrics="fid", num_samples=10, feature_network="mnist-classifier")
+        ev.evaluate_run(gan_run, Protocol(metrics="fid", num_samples=10, feature_network="mnist-classifier"))
     with pytest.raises(AigcError, match="unknown feature network 'inceptionv3'"):
-        ev.evaluate_run(gan_run, metrics="fid", num_samples=10, feature_network="inceptionv3")
+        ev.evaluate_run(gan_run, Protocol(metrics="fid", num_samples=10, feature_network="inceptionv3"))
     with pytest.raises(AigcError, match="no default feature network for grey 'digits'"):
-        ev.evaluate_run(gan_run, metrics="fid", num_samples=10)
+        ev.evaluate_run(gan_run, Protocol(metrics="fid", num_samples=10))
 
 
 def test_a_missing_split_and_other_cli_misuse_are_explained(gan_run, classifier_run, capsys, monkeypatch):
@@ -415,18 +419,12 @@ def test_a_missing_split_and_other_cli_misuse_are_explained(gan_run, classifier_
 # ------------------------------------------------------------------------------------ training callback
 
 
-def put_first(monkeypatch, callback):
-    """What the loop does when train.eval_metrics is set: the scorer runs before the loggers."""
-    defaults = loop._default_callbacks
-    monkeypatch.setattr(loop, "_default_callbacks", lambda config, run_dir: [callback, *defaults(config, run_dir)])
-
-
-def test_the_callback_logs_scores_that_early_stopping_can_watch(classifier_run, network, tmp_path, monkeypatch):
-    scorer = SampleQuality(["fid", "prdc"], num_samples=64, feature_network=network, settings=SMALL)
-    put_first(monkeypatch, scorer)
+def test_the_callback_logs_scores_that_early_stopping_can_watch(classifier_run, network, tmp_path):
+    scorer = SampleQuality(Protocol(metrics=["fid", "prdc"], num_samples=64, feature_network=network, settings=SMALL))
     key = f"eval/{network.label('fid')}"
     config = tiny("dcgan", "train.max_steps=6", f"train.early_stopping={{metric='{key}', mode='min', patience=100}}")
-    result = fit(config, tmp_path / "run")
+    # As aigc.train does when train.eval_metrics is set: the scorer runs before the loggers.
+    result = fit(config, tmp_path / "run", callbacks=default_callbacks(config, tmp_path / "run", scorers=[scorer]))
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     scored = [line for line in lines if key in line]
     assert [line["step"] for line in scored] == [2, 4, 6]  # every evaluation pass (eval_every = 2)
@@ -444,7 +442,7 @@ def test_train_eval_metrics_in_the_config_score_and_early_stopping_watches_them(
         "dcgan", "train.max_steps=4", "train.eval_metrics=['prdc']", "train.eval_samples=40", "data.val_fraction=0",
         f"train.eval_feature_network='{classifier_run}'", f"train.early_stopping={{metric='{key}', mode='max', patience=100}}",
     )
-    result = fit(config, tmp_path / "run")
+    result = fit(config, tmp_path / "run", callbacks=training_callbacks(config, tmp_path / "run"))
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if key in line] == [2, 4]
     assert 0.0 <= result.metrics[key] <= 1.0
@@ -455,7 +453,8 @@ def test_train_eval_metrics_in_the_config_score_and_early_stopping_watches_them(
 def test_the_callback_leaves_training_unchanged_and_works_when_passed_by_hand(network, tmp_path):
     plain = fit(tiny("dcgan", "train.max_steps=6", "train.ema_decay=0.9"), tmp_path / "plain")
     scorer = SampleQuality("fid", every=4, num_samples=32, feature_network=network, settings=SMALL)
-    scored = fit(tiny("dcgan", "train.max_steps=6", "train.ema_decay=0.9"), tmp_path / "scored", callbacks=[scorer])
+    config = tiny("dcgan", "train.max_steps=6", "train.ema_decay=0.9")
+    scored = fit(config, tmp_path / "scored", callbacks=[*default_callbacks(config, tmp_path / "scored"), scorer])
     for stem in ("model", "ema"):  # scoring used its own RNG: the run is step-for-step the same
         assert_same_tensors(weights(plain.checkpoint, stem), weights(scored.checkpoint, stem))
     key = f"eval/{network.label('fid')}"
