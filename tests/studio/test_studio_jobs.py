@@ -13,7 +13,7 @@ from studio.studio_helpers import finished, submit
 
 from aigc.studio.catalog import ModelCache
 from aigc.studio.db.models import Job, utcnow
-from aigc.studio.jobs import runner
+from aigc.studio.jobs import queue, runner
 from aigc.studio.services import build_services
 
 
@@ -29,7 +29,7 @@ def test_a_restart_requeues_jobs_whose_worker_process_died(make_client, make_set
     job = submit(idle, count=3, seed=9)
     services = build_services(settings, catalog)
     # A worker in another process on this host took the job, then that process died mid-run.
-    assert runner.claim(services, job["id"], f"{socket.gethostname()}:{dead_pid()}:aigc-worker-0")
+    assert queue.claim(services, job["id"], f"{socket.gethostname()}:{dead_pid()}:aigc-worker-0")
     assert idle.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "running"
     services.close()
 
@@ -42,12 +42,12 @@ def test_an_expired_lease_requeues_a_job_from_another_machine(make_client, make_
     idle = make_client(workers=0)
     job = submit(idle, count=1)
     services = build_services(make_settings(), catalog)
-    assert runner.claim(services, job["id"], "other-host:1234:worker")
-    assert runner.requeue_stale(services) == 0  # its lease is still valid: leave it alone
+    assert queue.claim(services, job["id"], "other-host:1234:worker")
+    assert queue.requeue_stale(services) == 0  # its lease is still valid: leave it alone
     with services.db.session() as session:
         session.execute(update(Job).where(Job.id == job["id"]).values(lease_until=utcnow() - timedelta(seconds=1)))
         session.commit()
-    assert runner.requeue_stale(services) == 1
+    assert queue.requeue_stale(services) == 1
     assert idle.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "queued"
     services.close()
 
@@ -57,8 +57,8 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(make_clien
     job = submit(idle, count=1)
     services = build_services(make_settings(max_attempts=2), catalog)
     for _ in range(2):
-        assert runner.claim(services, job["id"], f"{socket.gethostname()}:{dead_pid()}:w")
-        runner.requeue_stale(services)
+        assert queue.claim(services, job["id"], f"{socket.gethostname()}:{dead_pid()}:w")
+        queue.requeue_stale(services)
     body = idle.get(f"/api/v1/jobs/{job['id']}").json()
     assert body["status"] == "failed" and "gave up after 2 attempts" in body["error"]
     services.close()
@@ -70,13 +70,13 @@ def test_workers_take_same_model_jobs_together_and_load_the_model_once(make_clie
     blobs = submit(idle, "blobs", count=1)["id"]
     more = submit(idle, "digits", count=2)["id"]
     services = build_services(make_settings(batch_jobs=8), catalog)
-    batch = runner.claim_batch(services, "here:1:w")
+    batch = queue.claim_batch(services, "here:1:w")
     assert batch == [*digits, more]  # the oldest job and every queued job of its model and settings
     runner.run_claimed(services, batch, "here:1:w")
     assert services.cache.loads == 1
     assert [finished(idle, job_id)["status"] for job_id in batch] == ["succeeded"] * 4
-    assert runner.claim_batch(services, "here:1:w") == [blobs]
-    assert runner.claim_batch(services, "here:1:w") == []  # nothing is claimed twice
+    assert queue.claim_batch(services, "here:1:w") == [blobs]
+    assert queue.claim_batch(services, "here:1:w") == []  # nothing is claimed twice
     services.close()
 
 

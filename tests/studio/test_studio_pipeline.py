@@ -85,7 +85,7 @@ def _dead_worker_id() -> str:
 def test_a_job_requeued_after_a_crash_resumes_and_stores_each_sample_once(make_settings, catalog, tiny_runs, second_chunk):
     import aigc
     from aigc.generation.requests import ImageRequest
-    from aigc.studio.jobs import runner
+    from aigc.studio.jobs import queue, runner
     from aigc.studio.services import build_services
 
     services = build_services(make_settings(workers=0, chunk_images=8), catalog)
@@ -95,7 +95,7 @@ def test_a_job_requeued_after_a_crash_resumes_and_stores_each_sample_once(make_s
     real_store = services.store
     services.store = _DiesAfter(real_store, writes=2)  # chunks 0-7 and 8-15 are stored, then the worker dies
     worker = _dead_worker_id()
-    assert runner.claim(services, "j1", worker)
+    assert queue.claim(services, "j1", worker)
     with pytest.raises(SystemExit):
         runner.run_claimed(services, ["j1"], worker)
     with services.db.session() as session:
@@ -104,9 +104,9 @@ def test_a_job_requeued_after_a_crash_resumes_and_stores_each_sample_once(make_s
 
     services.store = real_store
     services.settings = services.settings.model_copy(update={"chunk_images": second_chunk})
-    assert runner.requeue_stale(services) == 1  # its worker process is gone
-    again = runner.worker_identity("again")
-    assert runner.claim(services, "j1", again)
+    assert queue.requeue_stale(services) == 1  # its worker process is gone
+    again = queue.worker_identity("again")
+    assert queue.claim(services, "j1", again)
     runner.run_claimed(services, ["j1"], again)
 
     with services.db.session() as session:
@@ -125,7 +125,7 @@ def test_diffusion_jobs_report_progress_within_a_chunk(make_settings, tmp_path):
     from helpers import train_tiny
 
     from aigc.studio.catalog import ModelCatalog
-    from aigc.studio.jobs import runner
+    from aigc.studio.jobs import queue, runner
     from aigc.studio.services import build_services
 
     catalog = ModelCatalog.from_paths({"noise": str(train_tiny("ddpm", tmp_path / "ddpm").run_dir)})
@@ -135,8 +135,8 @@ def test_diffusion_jobs_report_progress_within_a_chunk(make_settings, tmp_path):
     with services.db.session() as session:
         session.add(Job(id="d1", model="noise", family="ddpm", modality="image", params={"count": 2, "seed": 0, "sample_steps": 6}, batch_key="k", status="queued"))
         session.commit()
-    assert runner.claim(services, "d1", runner.worker_identity())
-    runner.run_claimed(services, ["d1"], runner.worker_identity())
+    assert queue.claim(services, "d1", queue.worker_identity())
+    runner.run_claimed(services, ["d1"], queue.worker_identity())
     assert [m for m in seen if "step" in m][:2] == ["0/2, step 1/6", "0/2, step 2/6"]
     services.close()
 

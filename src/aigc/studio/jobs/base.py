@@ -1,7 +1,7 @@
 """The executor interface: the API writes a job row, then tells the executor; the executor runs it somewhere.
 
 Executors never hold the only copy of a job: the row is committed before `submit` is called, so a lost
-message or a stopped process delays a job but does not lose it (`runner.requeue_stale` and `start`).
+message or a stopped process delays a job but does not lose it (`queue.requeue_stale` and `start`).
 """
 
 from __future__ import annotations

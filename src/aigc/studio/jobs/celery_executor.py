@@ -15,7 +15,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from aigc.studio.jobs import runner
+from aigc.studio.jobs import queue, runner
 from aigc.studio.jobs.base import Executor
 from aigc.studio.settings import StudioSettings
 
@@ -63,13 +63,13 @@ class CeleryExecutor(Executor):
 
     def start(self) -> None:
         # Jobs a stopped process left running, or accepted while the broker was unreachable: send them again.
-        runner.requeue_stale(self.services)
+        queue.requeue_stale(self.services)
         from sqlalchemy import select
 
         from aigc.studio.db.models import Job
 
         with self.services.db.session() as session:
-            waiting = session.scalars(select(Job.id).where(Job.status == runner.QUEUED, Job.executor == "celery")).all()
+            waiting = session.scalars(select(Job.id).where(Job.status == queue.QUEUED, Job.executor == "celery")).all()
         for job_id in waiting:
             self._send(job_id)
 

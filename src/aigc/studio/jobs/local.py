@@ -36,7 +36,7 @@ class LocalExecutor(Executor):
         self._busy_lock = threading.Lock()
 
     def start(self) -> None:
-        moved = runner.requeue_stale(self.services)
+        moved = queue.requeue_stale(self.services)
         if moved:
             log.warning("re-queued %d jobs left running by a stopped process", moved)
         self._stopping.clear()
@@ -55,7 +55,7 @@ class LocalExecutor(Executor):
         deadline = time.monotonic() + grace
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = [runner.worker_identity(thread.name) for thread in self._threads if thread.is_alive()]
+        stuck = [queue.worker_identity(thread.name) for thread in self._threads if thread.is_alive()]
         for job_id in queue.release(self.services, stuck, f"re-queued: the server stopped before the job finished (waited {grace:g} s)"):
             log.warning("job re-queued: the server stopped before it finished", extra={"job_id": job_id, "grace_seconds": grace})
         self._threads.clear()
@@ -72,14 +72,14 @@ class LocalExecutor(Executor):
         if now - self._last_sweep < min(5.0, self.services.settings.job_lease_seconds / 2):
             return
         self._last_sweep = now
-        runner.requeue_stale(self.services)
+        queue.requeue_stale(self.services)
 
     def _loop(self) -> None:
-        worker_id = runner.worker_identity()
+        worker_id = queue.worker_identity()
         while not self._stopping.is_set():
             try:
                 self._sweep()
-                job_ids = runner.claim_batch(self.services, worker_id)
+                job_ids = queue.claim_batch(self.services, worker_id)
                 if not job_ids:
                     with self._wake:
                         self._wake.wait(self.services.settings.poll_seconds)

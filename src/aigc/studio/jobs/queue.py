@@ -1,8 +1,11 @@
-"""Job state changes: create (with the submitter's limits, atomically), cancel, delete, release.
+"""Job state changes: create (with the submitter's limits, atomically), claim, re-queue, cancel, delete, release.
 
-Every change is a conditional UPDATE or one transaction, so API servers, worker threads and Celery workers
-sharing one database never step on each other. (Claiming and re-queuing stale jobs live in runner.py for
-now; they move here beside these.)
+The database is the source of truth. A job moves queued -> running -> succeeded | failed | cancelled, and
+every move is a conditional UPDATE (`... WHERE status = 'queued'`) or one transaction, so API servers,
+worker threads and Celery workers sharing one database never step on each other: two workers never run
+the same job. A running job holds a lease that its worker renews; a job whose lease ran out, or whose
+worker process on this host is gone, goes back to the queue (`requeue_stale`), so a restart loses nothing
+that was accepted. Running a claimed job is runner.py's.
 
 Limits are checked and the job inserted in one transaction that first writes the submitter's row in
 `submit_locks`. That write holds a row lock on PostgreSQL and MySQL (what SELECT ... FOR UPDATE would
@@ -13,7 +16,10 @@ IMMEDIATE does), so a concurrent submit by the same key or client waits there, t
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import os
+import socket
+import threading
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,9 +28,86 @@ from sqlalchemy.exc import IntegrityError
 
 from aigc.studio.db.models import Artifact, Job, Prompt, SubmitLock, utcnow
 from aigc.studio.errors import ApiError
-from aigc.studio.jobs.runner import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING  # (these move here with claim)
 
 log = logging.getLogger("aigc.studio.jobs")
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+def worker_identity(name: str = "") -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{name or threading.current_thread().name}"
+
+
+def lease_until(services) -> datetime:
+    return utcnow() + timedelta(seconds=services.settings.job_lease_seconds)
+
+
+def claim(services, job_id: str, worker_id: str) -> bool:
+    """Take one queued job; True if this worker got it."""
+    with services.db.session() as session:
+        now = utcnow()
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == QUEUED)
+            .values(status=RUNNING, worker_id=worker_id, started_at=now, lease_until=lease_until(services), attempts=Job.attempts + 1, message="starting")
+        )
+        session.commit()
+        return result.rowcount == 1
+
+
+def claim_batch(services, worker_id: str) -> list[str]:
+    """The oldest queued job, plus queued jobs of the same model and settings (up to `batch_jobs`)."""
+    with services.db.session() as session:
+        first = session.execute(select(Job.id, Job.batch_key).where(Job.status == QUEUED).order_by(Job.created_at, Job.id).limit(1)).first()
+        if first is None:
+            return []
+        others = session.scalars(
+            select(Job.id).where(Job.status == QUEUED, Job.batch_key == first.batch_key, Job.id != first.id).order_by(Job.created_at, Job.id).limit(services.settings.batch_jobs - 1)
+        ).all()
+    return [job_id for job_id in [first.id, *others] if claim(services, job_id, worker_id)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_stale(services) -> int:
+    """Running jobs whose lease ran out, or whose worker process on this host has exited, go back to the queue
+    (or fail, after `max_attempts` tries). Returns how many were moved."""
+    host = socket.gethostname()
+    now = utcnow()
+    moved = 0
+    with services.db.session() as session:
+        rows = session.execute(select(Job.id, Job.worker_id, Job.lease_until, Job.attempts).where(Job.status == RUNNING)).all()
+        for row in rows:
+            owner_host, _, rest = (row.worker_id or "").partition(":")
+            pid_text = rest.partition(":")[0]
+            dead_here = owner_host == host and pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+            expired = row.lease_until is not None and row.lease_until < now
+            if not (dead_here or expired):
+                continue
+            if row.attempts >= services.settings.max_attempts:
+                values: dict[str, Any] = {"status": FAILED, "error": f"gave up after {row.attempts} attempts: the worker stopped each time", "finished_at": now, "lease_until": None}
+            else:
+                values = {"status": QUEUED, "worker_id": None, "lease_until": None, "progress": 0.0, "message": "re-queued after its worker stopped"}
+            result = session.execute(update(Job).where(Job.id == row.id, Job.status == RUNNING, Job.worker_id == row.worker_id).values(**values))
+            moved += result.rowcount
+            if result.rowcount:
+                log.warning("job re-queued", extra={"job_id": row.id, "worker_id": row.worker_id, "to": values["status"]})
+        session.commit()
+    return moved
+
+
+def queue_depth(services) -> int:
+    with services.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status == QUEUED)) or 0
 
 
 def _subject(caller) -> str:

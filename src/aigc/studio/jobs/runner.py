@@ -1,107 +1,28 @@
-"""The one job function, shared by every executor: claim jobs in the database, generate, store, record.
-
-The database is the source of truth. A job moves queued -> running -> succeeded | failed | cancelled, and
-each move is a conditional UPDATE (`... WHERE status = 'queued'`), so two workers never run the same job
-whether they are threads, processes or machines. A running job holds a lease that its worker renews; a job
-whose lease ran out, or whose worker process on this host is gone, goes back to the queue
-(`requeue_stale`), so a restart loses nothing that was accepted.
+"""The one job function, shared by every executor: run jobs a worker claimed (jobs/queue.py), generate
+through the one generation path, store the files, record progress — renewing the jobs' leases meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from aigc.errors import AigcError
 from aigc.generation import pipeline
 from aigc.studio.db.models import Artifact, Job, utcnow
+from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, lease_until, worker_identity
 from aigc.studio.services import Services
 
 log = logging.getLogger("aigc.studio.jobs")
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-
-
-def worker_identity(name: str = "") -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{name or threading.current_thread().name}"
-
-
-def _lease(services: Services) -> datetime:
-    return utcnow() + timedelta(seconds=services.settings.job_lease_seconds)
-
 
 def _milliseconds(start: datetime | None, end: datetime) -> int | None:
     return None if start is None else int((end - start).total_seconds() * 1000)
-
-
-def claim(services: Services, job_id: str, worker_id: str) -> bool:
-    """Take one queued job; True if this worker got it."""
-    with services.db.session() as session:
-        now = utcnow()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == QUEUED)
-            .values(status=RUNNING, worker_id=worker_id, started_at=now, lease_until=_lease(services), attempts=Job.attempts + 1, message="starting")
-        )
-        session.commit()
-        return result.rowcount == 1
-
-
-def claim_batch(services: Services, worker_id: str) -> list[str]:
-    """The oldest queued job, plus queued jobs of the same model and settings (up to `batch_jobs`)."""
-    with services.db.session() as session:
-        first = session.execute(select(Job.id, Job.batch_key).where(Job.status == QUEUED).order_by(Job.created_at, Job.id).limit(1)).first()
-        if first is None:
-            return []
-        others = session.scalars(
-            select(Job.id).where(Job.status == QUEUED, Job.batch_key == first.batch_key, Job.id != first.id).order_by(Job.created_at, Job.id).limit(services.settings.batch_jobs - 1)
-        ).all()
-    return [job_id for job_id in [first.id, *others] if claim(services, job_id, worker_id)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def requeue_stale(services: Services) -> int:
-    """Running jobs whose lease ran out, or whose worker process on this host has exited, go back to the queue
-    (or fail, after `max_attempts` tries). Returns how many were moved."""
-    host = socket.gethostname()
-    now = utcnow()
-    moved = 0
-    with services.db.session() as session:
-        rows = session.execute(select(Job.id, Job.worker_id, Job.lease_until, Job.attempts).where(Job.status == RUNNING)).all()
-        for row in rows:
-            owner_host, _, rest = (row.worker_id or "").partition(":")
-            pid_text = rest.partition(":")[0]
-            dead_here = owner_host == host and pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
-            expired = row.lease_until is not None and row.lease_until < now
-            if not (dead_here or expired):
-                continue
-            if row.attempts >= services.settings.max_attempts:
-                values: dict[str, Any] = {"status": FAILED, "error": f"gave up after {row.attempts} attempts: the worker stopped each time", "finished_at": now, "lease_until": None}
-            else:
-                values = {"status": QUEUED, "worker_id": None, "lease_until": None, "progress": 0.0, "message": "re-queued after its worker stopped"}
-            result = session.execute(update(Job).where(Job.id == row.id, Job.status == RUNNING, Job.worker_id == row.worker_id).values(**values))
-            moved += result.rowcount
-            if result.rowcount:
-                log.warning("job re-queued", extra={"job_id": row.id, "worker_id": row.worker_id, "to": values["status"]})
-        session.commit()
-    return moved
 
 
 class LeaseKeeper:
@@ -117,7 +38,7 @@ class LeaseKeeper:
         while not self._stop.wait(interval):
             try:
                 with self.services.db.session() as session:
-                    session.execute(update(Job).where(Job.id.in_(self.job_ids), Job.status == RUNNING, Job.worker_id == self.worker_id).values(lease_until=_lease(self.services)))
+                    session.execute(update(Job).where(Job.id.in_(self.job_ids), Job.status == RUNNING, Job.worker_id == self.worker_id).values(lease_until=lease_until(self.services)))
                     session.commit()
             except Exception:  # a database hiccup: the next beat tries again
                 log.exception("lease renewal failed")
@@ -166,7 +87,7 @@ def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lo
             result = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False))
-                .values(partial_text="".join(pieces), message=f"{len(pieces)} pieces", lease_until=_lease(services))
+                .values(partial_text="".join(pieces), message=f"{len(pieces)} pieces", lease_until=lease_until(services))
             )
             session.commit()
         if result.rowcount != 1:
@@ -199,7 +120,7 @@ class _StepProgress:
         with self.services.db.session() as session:
             session.execute(
                 update(Job).where(Job.id == self.job_id, Job.status == RUNNING, Job.worker_id == self.worker_id)
-                .values(progress=min(made / self.total, 0.999), message=f"{self.done}/{self.total}, step {step}/{steps}", lease_until=_lease(self.services))
+                .values(progress=min(made / self.total, 0.999), message=f"{self.done}/{self.total}, step {step}/{steps}", lease_until=lease_until(self.services))
             )
             session.commit()
         self.services.events.publish(self.job_id)
@@ -255,7 +176,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
             if streamed is not None:
                 values["partial_text"] = streamed.texts[0]
         else:
-            values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": _lease(services)}
+            values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": lease_until(services)}
         with services.db.session() as session:
             result = session.execute(
                 update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False)).values(**values)
@@ -319,8 +240,3 @@ def run_job(services: Services, job_id: str, worker_id: str | None = None) -> bo
         return False
     run_claimed(services, [job_id], worker_id)
     return True
-
-
-def queue_depth(services: Services) -> int:
-    with services.db.session() as session:
-        return session.scalar(select(func.count()).select_from(Job).where(Job.status == QUEUED)) or 0

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from aigc import __version__
 from aigc.studio.deps import get_executor, get_services, metrics_access
 from aigc.studio.jobs.base import Executor
-from aigc.studio.jobs.runner import queue_depth
+from aigc.studio.jobs.queue import queue_depth
 from aigc.studio.observability import render_metrics
 from aigc.studio.routes.common import API, errors
 from aigc.studio.schemas import Health
