@@ -150,5 +150,5 @@ def test_the_conditional_vae_draws_the_requested_class(tmp_path):
     assert batch.labels == [7, 7, 7]
     other = model.generate(PromptImageRequest(count=3, seed=0, labels=[2]))
     assert not np.array_equal(batch.images, other.images)  # the label reaches the decoder
-    reconstructed = model.reconstruct(batch.images, labels=[7, 7, 7])
+    reconstructed = model.module.reconstruct(batch.images, labels=[7, 7, 7])
     assert reconstructed.images.shape == (6, 8, 8, 1)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from aigc.data.bundle import DatasetBundle, split_indices
-from aigc.data.resize import RESIZE_METHOD, fit_images, image_geometry  # noqa: F401  (RESIZE_METHOD: metrics read it here)
+from aigc.data.resize import fit_images, image_geometry
 from aigc.errors import DataError
 from aigc.files import is_hidden, package_file, package_version, visible_files
 from aigc.registry import register_dataset

@@ -175,11 +175,19 @@ def slerp(start: Tensor, end: Tensor, fractions: Tensor) -> Tensor:
     return torch.stack(mixed).view(len(fractions), *start.shape)
 
 
-def request_noise(request, shape: tuple[int, ...]) -> tuple[Tensor, list[int], list[torch.Generator]]:
+def as_request(request, request_class: type):
+    """`request` as the family's request class (a plain ImageRequest, say, gets the class's defaults)."""
+    if isinstance(request, request_class):
+        return request
+    return request_class.model_validate(request.model_dump(exclude_unset=True))
+
+
+def request_noise(request, shape: tuple[int, ...], generator: torch.Generator | None = None) -> tuple[Tensor, list[int], list[torch.Generator]]:
     """The starting noise of each image, its seed, and a per-image generator for any later randomness.
 
     Image i draws from its own generator seeded with seed + i, so it does not depend on the batch; with
-    `request.interpolate = (A, B)` the images walk from seed A's noise to seed B's.
+    `request.interpolate = (A, B)` the images walk from seed A's noise to seed B's. With `generator` given,
+    all noise comes from it instead (the seeds are still recorded).
     """
     if getattr(request, "interpolate", None) is not None:
         first, last = request.interpolate
@@ -187,10 +195,12 @@ def request_noise(request, shape: tuple[int, ...]) -> tuple[Tensor, list[int], l
         noise = slerp(ends[0], ends[1], torch.linspace(0, 1, request.count))
         seeds = [first] * request.count
         generators = [torch.Generator().manual_seed(first + 1_000_003 * i) for i in range(request.count)]
-        return noise, seeds, generators
-    seeds = [request.seed + index for index in range(request.count)]
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+    else:
+        seeds = [request.seed + index for index in range(request.count)]
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
+    if generator is not None:
+        noise, generators = torch.randn(request.count, *shape, generator=generator), [generator] * request.count
     return noise, seeds, generators
 
 
@@ -233,6 +243,26 @@ def resolve_condition(model: nn.Module, request, device: torch.device, kind: str
     from aigc.prompts import encode_prompts
 
     return encode_prompts(config.prompt_encoder, prompts).to(device), labels, prompts
+
+
+def condition_classes(config, kind: str) -> int | None:
+    """How many labels generation takes: a class-conditional model's classes, or the captioned classes whose
+    prompts the labels of a text-conditional model stand for; None where labels mean nothing."""
+    if kind == "class":
+        return config.num_classes
+    if kind == "text" and config.class_prompts is not None:
+        return len(config.class_prompts)
+    return None
+
+
+def preview_request(model: nn.Module, kind: str, per_class: int = 8):
+    """What the loop's sample grids show: 64 fixed seeds; for conditional models a column per class (labels
+    cycle 0..K-1), and for prompt models without classes one prompt."""
+    if model.num_classes is not None:
+        return model.request_class(count=model.num_classes * per_class, seed=0)
+    if kind == "text":
+        return model.request_class(count=16, seed=0, prompt="a smiling face")
+    return model.request_class(count=64, seed=0)
 
 
 def check_conditioning(config, kind: str | None = None) -> None:

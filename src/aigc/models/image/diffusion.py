@@ -29,14 +29,17 @@ from aigc.generation.requests import DiffusionImageRequest, TextToImageRequest
 from aigc.models.image.unet import UNet
 from aigc.models.layers import (
     ConditionEmbedding,
+    as_request,
     batch_condition,
     check_conditioning,
+    condition_classes,
     eval_mode,
     image_batch,
+    preview_request,
     request_noise,
     resolve_condition,
 )
-from aigc.registry import register_model
+from aigc.registry import register_variant
 from aigc.schedulers import SCHEDULERS
 
 # ---------------------------------------------------------------------------------------------- config
@@ -102,11 +105,7 @@ class Diffusion(nn.Module):
 
     @property
     def num_classes(self) -> int | None:
-        if self.config.conditioning == "class":
-            return self.config.num_classes
-        if self.config.conditioning == "text" and self.config.class_prompts is not None:
-            return len(self.config.class_prompts)  # captioned classes: labels stand for their captions
-        return None
+        return condition_classes(self.config, self.config.conditioning)
 
     def scheduler(self, sampler: str | None = None):
         config = self.config
@@ -138,12 +137,7 @@ class Diffusion(nn.Module):
             return {"loss": self.loss(batch)}
 
     def preview_request(self):
-        """Sample grids during training: 64 fixed seeds (a column per class for conditional models)."""
-        if self.num_classes is not None:
-            return self.request_class(count=self.num_classes * 6, seed=0)
-        if self.config.conditioning == "text":
-            return self.request_class(count=16, seed=0, prompt="a smiling face")
-        return self.request_class(count=64, seed=0)
+        return preview_request(self, self.config.conditioning, per_class=6)
 
     def predict(self, sample: Tensor, timestep: int, condition: Tensor | None, null: Tensor | None, guidance: float) -> Tensor:
         """The network's output at x_t, with classifier-free guidance when guidance != 1."""
@@ -160,8 +154,7 @@ class Diffusion(nn.Module):
     def generate(self, request: DiffusionImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
         """Images for a request: start from per-seed noise, then the scheduler's reverse steps.
         `generator`, when given, replaces the per-image seeds as the source of all noise."""
-        if not isinstance(request, self.request_class):
-            request = self.request_class.model_validate(request.model_dump(exclude_unset=True))
+        request = as_request(request, self.request_class)
         config = self.config
         device = next(self.parameters()).device
         sampler = request.sampler or config.sampler
@@ -171,10 +164,7 @@ class Diffusion(nn.Module):
             raise AigcError(f"{steps} sampling steps is more than the {config.num_train_timesteps} the model was trained with", field="sample_steps", fix=f"use 1..{config.num_train_timesteps}")
         shape = (config.channels, config.image_size, config.image_size)
         raw_condition, labels, prompts = resolve_condition(self, request, device)
-        noise, seeds, generators = request_noise(request, shape)
-        if generator is not None:
-            noise = torch.randn(request.count, *shape, generator=generator)
-            generators = [generator] * request.count
+        noise, seeds, generators = request_noise(request, shape, generator)
 
         scheduler = self.scheduler(sampler)
         scheduler.set_timesteps(steps)
@@ -191,11 +181,11 @@ class Diffusion(nn.Module):
         return image_batch(self, sample, request, seeds, labels, prompts, **settings)
 
 
-def _register(name: str, config: type[DiffusionConfig], request_class: type, description: str) -> None:
-    attributes = {"family_name": name, "__doc__": description, "request_class": request_class}
-    variant = type(f"{name.replace('-', '_').upper()}Model", (Diffusion,), attributes)
-    register_model(name, modality="image", config=config, description=description)(variant)
-
-
-_register("ddpm", DiffusionConfig, DiffusionImageRequest, "Denoising diffusion (DDPM/DDIM sampling), unconditional or class-conditional with guidance (Ho et al. 2020)")
-_register("t2i-diffusion", TextDiffusionConfig, TextToImageRequest, "Text-to-image diffusion: U-Net conditioned on a frozen multilingual prompt encoder, classifier-free guidance")
+register_variant(
+    "ddpm", Diffusion, modality="image", config=DiffusionConfig, request_class=DiffusionImageRequest,
+    description="Denoising diffusion (DDPM/DDIM sampling), unconditional or class-conditional with guidance (Ho et al. 2020)",
+)
+register_variant(
+    "t2i-diffusion", Diffusion, modality="image", config=TextDiffusionConfig, request_class=TextToImageRequest,
+    description="Text-to-image diffusion: U-Net conditioned on a frozen multilingual prompt encoder, classifier-free guidance",
+)

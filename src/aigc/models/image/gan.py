@@ -28,20 +28,23 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.layers import (
+    as_request,
     batch_condition,
     caption_standardizer,
     check_conditioning,
+    condition_classes,
     eval_mode,
     gaussian_kl,
     image_batch,
     maybe_spectral_norm,
     norm_1d,
     norm_2d,
+    preview_request,
     request_noise,
     resolve_condition,
     upsampling_plan,
 )
-from aigc.registry import register_model
+from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -395,11 +398,7 @@ class GAN(nn.Module):
 
     @property
     def num_classes(self) -> int | None:
-        if self.condition_kind == "class":
-            return self.config.num_classes
-        if self.condition_kind == "text" and self.config.class_prompts is not None:
-            return len(self.config.class_prompts)  # captioned classes: labels stand for their captions
-        return None
+        return condition_classes(self.config, self.condition_kind)
 
     def batch_condition(self, batch: dict[str, Tensor]) -> Tensor | None:
         return batch_condition(self.config, batch, self.condition_kind) if self.config.conditional else None
@@ -466,25 +465,17 @@ class GAN(nn.Module):
         }
 
     def preview_request(self):
-        """What the loop's sample grids show: 64 fixed seeds; for conditional models a column per class."""
-        if self.num_classes is not None:
-            return self.request_class(count=self.num_classes * 8, seed=0)  # labels cycle 0..K-1
-        if self.condition_kind == "text":
-            return self.request_class(count=16, seed=0, prompt="a smiling face")
-        return self.request_class(count=64, seed=0)
+        return preview_request(self, self.condition_kind)
 
     @torch.no_grad()
     def generate(self, request: PromptImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
         """Images for a request. Image i uses seed `request.seed + i`, so it can be regenerated alone;
         `interpolate=(A, B)` walks from seed A's noise to seed B's; with `generator` given, all noise
         comes from it instead."""
-        if not isinstance(request, PromptImageRequest):
-            request = PromptImageRequest.model_validate(request.model_dump(exclude_unset=True))
+        request = as_request(request, PromptImageRequest)
         device = next(self.parameters()).device
         condition, labels, prompts = resolve_condition(self, request, device, self.condition_kind)
-        noise, seeds, _ = request_noise(request, (self.generator.noise_dim,))
-        if generator is not None:
-            noise = torch.randn(request.count, self.generator.noise_dim, generator=generator)
+        noise, seeds, _ = request_noise(request, (self.generator.noise_dim,), generator)
         with eval_mode(self):
             images = self.generator(noise.to(device), condition)
         return image_batch(self, images, request, seeds, labels, prompts)
@@ -492,16 +483,14 @@ class GAN(nn.Module):
     family_name = "gan"
 
 
-def _register(name: str, config: type[GANConfig], description: str, request_class: type = LatentImageRequest) -> None:
-    # One class serves every variant; a subclass per name keeps `family_name` (and what it takes) right.
-    attributes = {"family_name": name, "__doc__": description, "request_class": request_class}
-    variant = type(f"{name.replace('-', '_').upper()}Model", (GAN,), attributes)
-    register_model(name, modality="image", config=config, description=description)(variant)
-
-
-_register("gan", GANConfig, "MLP GAN, non-saturating loss (Goodfellow et al. 2014)")
-_register("dcgan", DCGANConfig, "Deep convolutional GAN (Radford et al. 2015)")
-_register("cgan", CGANConfig, "Class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)")
-_register("t2i-cgan", T2ICGANConfig, "Text-to-image conditional DCGAN: a frozen prompt encoder's embedding conditions the generator and a projection discriminator", PromptImageRequest)
-_register("wgan", WGANConfig, "Wasserstein GAN: weight clipping, RMSprop, 5 critic steps (Arjovsky et al. 2017)")
-_register("wgan-gp", WGANGPConfig, "WGAN with gradient penalty, layer-normalised critic (Gulrajani et al. 2017)")
+# One class serves every variant; `register_variant` gives each name its subclass (family_name, what it takes).
+_VARIANTS = [
+    ("gan", GANConfig, LatentImageRequest, "MLP GAN, non-saturating loss (Goodfellow et al. 2014)"),
+    ("dcgan", DCGANConfig, LatentImageRequest, "Deep convolutional GAN (Radford et al. 2015)"),
+    ("cgan", CGANConfig, LatentImageRequest, "Class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)"),
+    ("t2i-cgan", T2ICGANConfig, PromptImageRequest, "Text-to-image conditional DCGAN: a frozen prompt encoder's embedding conditions the generator and a projection discriminator"),
+    ("wgan", WGANConfig, LatentImageRequest, "Wasserstein GAN: weight clipping, RMSprop, 5 critic steps (Arjovsky et al. 2017)"),
+    ("wgan-gp", WGANGPConfig, LatentImageRequest, "WGAN with gradient penalty, layer-normalised critic (Gulrajani et al. 2017)"),
+]
+for _name, _config, _request_class, _description in _VARIANTS:
+    register_variant(_name, GAN, modality="image", config=_config, request_class=_request_class, description=_description)

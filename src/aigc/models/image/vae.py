@@ -36,17 +36,20 @@ from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.layers import (
     ConditionEmbedding,
+    as_request,
     batch_condition,
     check_conditioning,
+    condition_classes,
     eval_mode,
     gaussian_kl,
     image_batch,
+    preview_request,
     request_noise,
     resolve_condition,
     to_uint8_images,
     upsampling_plan,
 )
-from aigc.registry import register_model
+from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -171,11 +174,7 @@ class VAE(nn.Module):
 
     @property
     def num_classes(self) -> int | None:
-        if self.config.conditioning == "class":
-            return self.config.num_classes
-        if self.config.conditioning == "text" and self.config.class_prompts is not None:
-            return len(self.config.class_prompts)
-        return None
+        return condition_classes(self.config, self.config.conditioning)
 
     @property
     def num_pixels(self) -> int:
@@ -252,22 +251,15 @@ class VAE(nn.Module):
         return decoded
 
     def preview_request(self):
-        if self.num_classes is not None:
-            return self.request_class(count=self.num_classes * 8, seed=0)
-        if self.config.conditioning == "text":
-            return self.request_class(count=16, seed=0, prompt="a smiling face")
-        return self.request_class(count=64, seed=0)
+        return preview_request(self, self.config.conditioning)
 
     @torch.no_grad()
     def generate(self, request: PromptImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
         """Decode z ~ N(0, I) (per-image seeds, or a walk between two seeds with `interpolate`)."""
-        if not isinstance(request, PromptImageRequest):
-            request = PromptImageRequest.model_validate(request.model_dump(exclude_unset=True))
+        request = as_request(request, PromptImageRequest)
         device = next(self.parameters()).device
         raw_condition, labels, prompts = resolve_condition(self, request, device)
-        latents, seeds, _ = request_noise(request, (self.config.latent_dim,))
-        if generator is not None:
-            latents = torch.randn(request.count, self.config.latent_dim, generator=generator)
+        latents, seeds, _ = request_noise(request, (self.config.latent_dim,), generator)
         with eval_mode(self):
             condition = self.condition(raw_condition) if raw_condition is not None else None
             images = self._images(self.decoder(latents.to(device), condition))
@@ -306,11 +298,11 @@ class VAE(nn.Module):
         )
 
 
-def _register(name: str, config: type[VAEConfig], request_class: type, description: str) -> None:
-    attributes = {"family_name": name, "__doc__": description, "request_class": request_class}
-    variant = type(f"{name.replace('-', '_').upper()}Model", (VAE,), attributes)
-    register_model(name, modality="image", config=config, description=description)(variant)
-
-
-_register("vae", VAEConfig, LatentImageRequest, "Convolutional VAE, Gaussian (discretized) or Bernoulli decoder, beta-VAE weight (Kingma & Welling 2013)")
-_register("cvae", CVAEConfig, PromptImageRequest, "Conditional VAE: class label or prompt embedding conditions encoder and decoder (Sohn et al. 2015)")
+register_variant(
+    "vae", VAE, modality="image", config=VAEConfig, request_class=LatentImageRequest,
+    description="Convolutional VAE, Gaussian (discretized) or Bernoulli decoder, beta-VAE weight (Kingma & Welling 2013)",
+)
+register_variant(
+    "cvae", VAE, modality="image", config=CVAEConfig, request_class=PromptImageRequest,
+    description="Conditional VAE: class label or prompt embedding conditions encoder and decoder (Sohn et al. 2015)",
+)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from aigc.data.tokenizers import TokenizerSettings
 from aigc.models.text.common import LanguageModel
-from aigc.registry import register_model
+from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -108,11 +108,6 @@ class RecurrentLanguageModel(LanguageModel):
         return RecurrentSession(self, state), logits[:, -1].float()
 
 
-def _register(name: str, config: type[RNNConfig], description: str) -> None:
-    variant = type(f"{name.upper()}LanguageModel", (RecurrentLanguageModel,), {"family_name": name, "__doc__": description})
-    register_model(name, modality="text", config=config, description=description)(variant)
-
-
-_register("rnn", ElmanConfig, "Elman RNN language model (tanh recurrence)")
-_register("lstm", LSTMConfig, "LSTM language model (Hochreiter & Schmidhuber 1997)")
-_register("gru", GRUConfig, "GRU language model (Cho et al. 2014)")
+register_variant("rnn", RecurrentLanguageModel, modality="text", config=ElmanConfig, description="Elman RNN language model (tanh recurrence)")
+register_variant("lstm", RecurrentLanguageModel, modality="text", config=LSTMConfig, description="LSTM language model (Hochreiter & Schmidhuber 1997)")
+register_variant("gru", RecurrentLanguageModel, modality="text", config=GRUConfig, description="GRU language model (Cho et al. 2014)")
