@@ -72,11 +72,11 @@ def elbo(args) -> dict:
     from aigc.data import load_dataset
 
     model = aigc.load(args.run)
-    config = model.run_config
+    config = model.info.config
     data = load_dataset(config.data, config.model)
     started = time.perf_counter()
-    result = model.negative_elbo(data.test, seed=0)
-    return {"run": args.run, "family": config.family, "step": model.provenance["step"], "weights": model.provenance["weights"],
+    result = model.module.negative_elbo(data.test, seed=0)
+    return {"run": args.run, "family": config.family, "step": model.info.step, "weights": model.info.weights,
             "split": f"{config.data.name} test", **result, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -104,7 +104,7 @@ def _timed_generate(model, request) -> tuple[float, float]:
 def speed(args) -> dict:
     model = aigc.load(args.run)
     settings = [("ddim", 10, args.count), ("ddim", 25, args.count), ("ddim", 50, args.count),
-                ("ddpm", model.config.num_train_timesteps, max(1, args.count // 10))]
+                ("ddpm", model.module.config.num_train_timesteps, max(1, args.count // 10))]
     extra = {"prompt": "a handwritten seven"} if "prompt" in model.request_class.model_fields else {}
     rows = []
     for sampler, steps, count in settings:
@@ -113,8 +113,9 @@ def speed(args) -> dict:
         rows.append({"sampler": sampler, "steps": steps, "images": count, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                      "images_per_cpu_s": round(count / cpu, 3), "images_per_wall_s": round(count / wall, 3)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return {"run": args.run, "family": model.run_config.family, "conditioning": model.config.conditioning,
-            "guidance": model.config.guidance if model.config.conditioning != "none" else None,
+    network = model.module.config
+    return {"run": args.run, "family": model.info.family, "conditioning": network.conditioning,
+            "guidance": network.guidance if network.conditioning != "none" else None,
             "load_average": os.getloadavg()[0], "results": rows}
 
 

@@ -22,12 +22,13 @@ import aigc
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.generation.text import TextRequest
-from aigc.training.loop import _fill_from_data, build_model
+from aigc.loading import build_model
+from aigc.training.loop import _fill_from_data
 
 
 def build(args) -> torch.nn.Module:
     if args.run:
-        return aigc.load(args.run)
+        return aigc.load(args.run).module
     config = load_config(args.preset)
     _fill_from_data(config, load_dataset(config.data, config.model))
     torch.manual_seed(0)

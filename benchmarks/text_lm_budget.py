@@ -81,9 +81,9 @@ def main() -> None:
     train_seconds = timer.last - timer.start
 
     model = aigc.load(result.run_dir)
-    data = load_dataset(model.run_config.data, model.run_config.model)
+    data = load_dataset(model.info.config.data, model.info.config.model)
     started = time.perf_counter()
-    scores = evaluate_split(model, data.val, batch_size=args.eval_batch)
+    scores = evaluate_split(model.module, data.val, batch_size=args.eval_batch)
     report = {
         "preset": args.preset,
         "overrides": args.set,
@@ -92,7 +92,7 @@ def main() -> None:
         "steps": result.step,
         "stop_reason": result.stop_reason,
         "train_seconds": round(train_seconds, 1),
-        "tokens_seen": result.step * config.train.batch_size * model.config.context_length,
+        "tokens_seen": result.step * config.train.batch_size * model.module.config.context_length,
         "val_tokens": scores["tokens"],
         "val_characters": scores["characters"],
         "val_nats_per_token": round(scores["loss_per_token"], 4),

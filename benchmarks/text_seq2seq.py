@@ -74,8 +74,8 @@ def main() -> None:
     else:
         run = Path(args.run)
     model = aigc.load(run)
-    dataset = model.run_config.data.name
-    data = load_dataset(model.run_config.data, model.run_config.model)
+    dataset = model.info.config.data.name
+    data = load_dataset(model.info.config.data, model.info.config.model)
     held_out = data.val.texts[: args.count]
     sources = [source for source, _ in held_out]
     references = [target for _, target in held_out]
@@ -83,7 +83,7 @@ def main() -> None:
     started = time.perf_counter()
     hypotheses = []
     for source in sources:
-        request = TextRequest(prompt=source, num_beams=args.beams, max_tokens=model.config.max_target_length)
+        request = TextRequest(prompt=source, num_beams=args.beams, max_tokens=model.module.config.max_target_length)
         hypotheses.append(model.generate(request).text.strip())
     decode_seconds = time.perf_counter() - started
 
