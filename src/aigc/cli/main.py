@@ -116,7 +116,7 @@ def models_retrain(name: str = typer.Argument(..., help="A zoo name from `aigc m
     import time
 
     from aigc import zoo
-    from aigc.api import default_run_dir
+    from aigc.api import default_run_dir, training_callbacks
     from aigc.config import load_config
     from aigc.errors import ConfigError
     from aigc.training.loop import fit
@@ -127,7 +127,8 @@ def models_retrain(name: str = typer.Argument(..., help="A zoo name from `aigc m
     console.print(f"retraining {name}: {entry.command}")
     started = time.perf_counter()
     run_dir = default_run_dir(f"zoo-{name}")
-    fit(load_config(entry.preset, entry.overrides), run_dir)
+    config = load_config(entry.preset, entry.overrides)
+    fit(config, run_dir, callbacks=training_callbacks(config, run_dir))
     entry = zoo.export(run_dir, name, preset=entry.preset, overrides=entry.overrides, description=entry.description, minutes=(time.perf_counter() - started) / 60)
     console.print(f"exported {entry.name} (step {entry.steps}) to {entry.path}")
 
