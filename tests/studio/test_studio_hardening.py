@@ -258,6 +258,8 @@ def test_request_errors_outside_params_speak_plainly_too(make_client):
     assert body["field"] == "model" and body["message"].startswith("expected text") and "(got 5)" in body["message"]
     page = client.get("/api/v1/jobs", params={"page": "x"}).json()["error"]
     assert page["field"] == "page" and "expected a whole number" in page["message"]
+    whole = client.post("/api/v1/jobs", json=[1, 2])  # not an object at all: the error is about the body itself
+    assert whole.status_code == 422 and whole.json()["error"]["field"] == "body" and whole.json()["error"]["message"].startswith("expected an object")
 
 
 # --------------------------------------------------------------------------------------------- seeds

@@ -141,10 +141,13 @@ def describe_errors(items: list[dict[str, Any]], prefix: str = "") -> tuple[str,
     alternatives of a union become one "expected A or B", and the value that was sent is quoted."""
     if not items:
         return prefix or "body", "invalid"
-    depth = max(len(_path(tuple(item.get("loc", ())), "").split(".")) for item in items)
-    chosen = [item for item in items if len(_path(tuple(item.get("loc", ())), "").split(".")) == depth]
-    field = _path(tuple(chosen[0].get("loc", ())), prefix) or prefix or "body"
-    same = [item for item in chosen if _path(tuple(item.get("loc", ())), prefix) == field]
+
+    def where(item: dict[str, Any]) -> str:
+        return _path(tuple(item.get("loc", ())), prefix) or "body"
+
+    depth = max(where(item).count(".") for item in items)
+    field = next(where(item) for item in items if where(item).count(".") == depth)
+    same = [item for item in items if where(item) == field]
     if len(same) > 1 and all(item.get("type") in _EXPECTED for item in same):
         expected = list(dict.fromkeys(_EXPECTED[item["type"]] for item in same))
         message = "expected " + " or ".join(expected)
@@ -152,7 +155,7 @@ def describe_errors(items: list[dict[str, Any]], prefix: str = "") -> tuple[str,
         message = _sentence(same[0])
     if "input" in same[0] and same[0].get("type") not in ("missing", "extra_forbidden"):
         message += f" (got {_shown(same[0]['input'])})"
-    others = len({_path(tuple(item.get("loc", ())), prefix) for item in items}) - 1
+    others = len({where(item) for item in items}) - 1
     if others > 0:
         message += f" (and {others} more problem{'s' if others > 1 else ''})"
     return field, message
