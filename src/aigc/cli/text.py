@@ -24,6 +24,7 @@ _ALIASES = {
     "tang-poems": "tang-poems",
     "tang-titles": "tang-poems",
     "emoji": "emoji",
+    "spoken-digits": "spoken-digits",
 }
 
 
@@ -42,9 +43,9 @@ def _check_writable(folder: Path) -> None:
 
 
 def _corpora():
-    from aigc.data.prepare import emoji, shakespeare, tang
+    from aigc.data.prepare import emoji, shakespeare, spoken_digits, tang
 
-    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS}
+    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS, "spoken-digits": spoken_digits.CORPUS}
 
 
 def prepare_command(
