@@ -35,11 +35,21 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/PRESET-TIMESTAMP)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Shortcut for --set train.max_steps=N."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run: its folder (from its latest checkpoint) or one of its checkpoints, RUN/checkpoints/step-N."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Fine-tune: start from the weights of a run, checkpoint or zoo model (train.init_from)."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="With --init-from: layers whose names or shapes differ keep fresh weights (a new head)."),
 ) -> None:
     """Train a model; checkpoints, metrics.jsonl and sample grids go to the run folder."""
     import logging
 
     from aigc.api import train as train_run
+    from aigc.errors import ConfigError
+
+    if init_from is not None:
+        if resume is not None:
+            raise ConfigError("--init-from starts a new run from another run's weights; --resume continues a run", field="--init-from", fix="use one of them")
+        set_ = [*set_, f"train.init_from={json.dumps(init_from)}"]
+    if allow_partial:
+        set_ = [*set_, "train.allow_partial_init=true"]
 
     # What the loop does before its first step (loading data can take a while) goes to stderr at once.
     handler = logging.StreamHandler(sys.stderr)
@@ -183,10 +193,12 @@ def data_show(
 
 from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
+from aigc.cli.safety import moderate_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
 from aigc.studio.cli import studio_app, worker  # noqa: E402
 
 app.command("generate")(generate_command)
+app.command("moderate")(moderate_command)
 app.command("eval")(eval_command)
 data_app.command("prepare")(prepare_command)
 app.add_typer(studio_app, name="studio")

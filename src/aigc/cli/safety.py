@@ -1,0 +1,41 @@
+"""`aigc moderate "TEXT"` — the moderation decision for a prompt, with its reasons.
+`aigc verify FILE` — whether a file carries the project's invisible watermark, and how strongly."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+
+BLOCKED_EXIT = 1  # `aigc moderate` exits 1 for a blocked text, so scripts can test it
+
+
+def moderate_command(
+    text: str = typer.Argument(..., help="The prompt to check (English or Chinese)."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="A policy TOML file (default: AIGC_SAFETY_POLICY, else the packaged one)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    no_semantic: bool = typer.Option(False, "--no-semantic", help="Terms and patterns only (no sentence encoder)."),
+) -> None:
+    """Print the moderation decision for TEXT: allow, warn or block, with category, evidence, score and
+    threshold. Exits 1 when the text is blocked."""
+    from aigc.safety.moderation import moderator_for
+    from aigc.safety.settings import SafetySettings
+
+    policy = policy or SafetySettings.from_env().policy_file
+    decision = moderator_for(None if policy is None else str(policy)).check(text, semantic=False if no_semantic else None)
+    if as_json:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        colour = {"block": "red", "warn": "yellow", "allow": "green"}[decision.action]
+        console.print(f"[bold {colour}]{decision.action}[/]", highlight=False)
+        for finding in decision.findings:
+            console.print(f"  {escape(finding.explain())}  [dim]({finding.method})[/]", highlight=False, soft_wrap=True)
+    if decision.action == "block":
+        sys.exit(BLOCKED_EXIT)

@@ -1,0 +1,26 @@
+"""Safety around generation: prompt moderation that explains itself, invisible watermarks, privacy.
+
+    from aigc.safety import default_policy
+    artifact = model.generate(request, policy=default_policy())   # what `aigc generate` and the studio do
+
+`default_policy(settings)` builds the one `GenerationPolicy` (generation/pipeline.py) from the safety
+settings (safety/settings.py, read from the environment by default): the moderation check before
+generation, the watermarks after it. The pipeline never imports this package; the policy is injected.
+"""
+
+from __future__ import annotations
+
+from aigc.generation.pipeline import GenerationPolicy
+from aigc.safety.moderation import Decision, Finding, ModerationCheck, ModerationError, moderate, moderator_for
+from aigc.safety.settings import SafetySettings
+
+__all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_policy", "moderate"]
+
+
+def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
+    """The generation policy for these settings (default: from the environment, SafetySettings.from_env)."""
+    settings = settings or SafetySettings.from_env()
+    before = []
+    if settings.moderation:
+        before.append(ModerationCheck(moderator_for(None if settings.policy_file is None else str(settings.policy_file))))
+    return GenerationPolicy(before=tuple(before))

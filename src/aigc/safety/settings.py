@@ -1,0 +1,53 @@
+"""The safety settings: one object, read from the environment, that `default_policy` turns into the
+generation policy the CLI, the Python API and the studio all apply.
+
+    AIGC_MODERATION=off          no prompt moderation
+    AIGC_SAFETY_POLICY=FILE      a moderation policy of your own (start from a copy of aigc/safety/policy.toml)
+    AIGC_WATERMARK=off           no invisible watermark in generated images and text
+    AIGC_WATERMARK_KEY=SECRET    the key of the watermark; without one, the project's public key is used,
+                                 so anyone can detect (and, with effort, remove) the mark
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import BaseModel, Field
+
+from aigc.errors import AigcError
+
+PUBLIC_WATERMARK_KEY = "aigc-public-watermark-key-v1"  # detectable by anyone: set your own for a private mark
+
+
+class SafetySettings(BaseModel):
+    moderation: bool = True  # check prompts against the moderation policy before generating
+    policy_file: Path | None = None  # None: the packaged policy (aigc/safety/policy.toml)
+    watermark: bool = True  # mark generated images (large enough to hold it) and sampled text
+    watermark_key: str = Field(PUBLIC_WATERMARK_KEY, min_length=8)  # the secret that places the mark
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SafetySettings":
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for name, key in (("AIGC_MODERATION", "moderation"), ("AIGC_WATERMARK", "watermark")):
+            if name in environ:
+                values[key] = _switch(name, environ[name])
+        if environ.get("AIGC_SAFETY_POLICY"):
+            values["policy_file"] = Path(environ["AIGC_SAFETY_POLICY"])
+        if environ.get("AIGC_WATERMARK_KEY"):
+            key = environ["AIGC_WATERMARK_KEY"]
+            if len(key) < 8:
+                raise AigcError("the watermark key is shorter than 8 characters", field="AIGC_WATERMARK_KEY", fix="use a longer secret, e.g. from `python -c 'import secrets; print(secrets.token_hex(16))'`")
+            values["watermark_key"] = key
+        return cls(**values)
+
+
+def _switch(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise AigcError(f"{text!r} is not on or off", field=name, fix=f"set {name}=on or {name}=off")
