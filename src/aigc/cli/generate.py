@@ -95,7 +95,7 @@ def generate_command(
         if modality == "text":
             separator = "\n" + "-" * 40 + "\n"
             print(separator.join(artifact.texts))  # the text on stdout; where it was saved on stderr
-    if pair is not None:
+    if pair is not None and modality == "image":
         artifact.save_grid(target, columns=len(artifact))  # a walk reads left to right, in one row
     else:
         artifact.save(target)

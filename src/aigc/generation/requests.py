@@ -117,6 +117,17 @@ class LatentImageRequest(ImageRequest):
         return pair
 
 
+MAX_CLIPS = 256
+
+
+class AudioRequest(LatentImageRequest):
+    """Sound from an audio model: `count` clips, `labels` for class-conditional ones (as ImageRequest), and
+    `interpolate=(A, B)`, a walk between two seeds' latent noise (as LatentImageRequest). It shares their
+    fields and checks instead of copying them; nothing in an audio request is about pixels."""
+
+    count: int = Field(10, ge=1, le=MAX_CLIPS)  # number of clips
+
+
 class PromptImageRequest(LatentImageRequest):
     """Text-to-image: a prompt (any language the model's prompt encoder reads), in place of labels.
 

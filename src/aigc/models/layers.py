@@ -288,3 +288,14 @@ def batch_condition(config, batch: dict[str, Tensor], kind: str | None = None) -
             raise ConfigError("the dataset gives no captions", field="data.name", fix="use a captioned dataset (mnist-captions, emoji, ...)")
         return batch["text_embeddings"]
     return None
+
+
+def per_sample_gradient_penalty(critic, real: Tensor, fake: Tensor, *condition) -> Tensor:
+    """WGAN-GP's E[(||grad_x D(x_hat)||_2 - 1)^2] on points x_hat between real and fake samples of any shape
+    [B, ...] (waveforms [B, 1, T], spectrograms or images [B, C, H, W]); Gulrajani et al. 2017,
+    https://arxiv.org/abs/1704.00028, Algorithm 1, lines 6-7. One mixing weight per sample, broadcast over
+    the sample's own dimensions only, and the norm taken per sample over all of them (flatten(1))."""
+    epsilon = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), device=real.device, dtype=real.dtype)  # [B, 1, ...]
+    mixed = (epsilon * real + (1 - epsilon) * fake).requires_grad_(True)
+    (gradients,) = torch.autograd.grad(critic(mixed, *condition).sum(), mixed, create_graph=True)
+    return ((gradients.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
