@@ -239,6 +239,38 @@ def read_tensors(checkpoint: Path, filename: str, sidecar: dict[str, Any], *, ve
         raise CheckpointError(f"{path} is not a readable safetensors file ({error})", fix="the checkpoint is corrupt; use an earlier one") from None
 
 
+ADAPTER = "adapter.safetensors"  # a LoRA run's adapters, apart from the (frozen) base weights
+
+
+def merge_adapter(tensors: dict[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
+    """Fold LoRA adapters into their base weights and drop them: W' = W + scale * B A (Hu et al. 2021, eq. 3).
+
+    `NAME.lora_a` [rank, in, *kernel] and `NAME.lora_b` [out, rank, 1, 1 or nothing] belong to
+    `NAME.weight` [out, in, *kernel] (Linear or Conv2d); the result loads into the family's plain network."""
+    merged = {key: value for key, value in tensors.items() if not key.endswith((".lora_a", ".lora_b"))}
+    for key, down in tensors.items():
+        if not key.endswith(".lora_a"):
+            continue
+        name = key[: -len(".lora_a")]
+        up, weight = tensors.get(f"{name}.lora_b"), merged.get(f"{name}.weight")
+        if up is None or weight is None:
+            raise CheckpointError(f"the LoRA adapter {name} lacks its lora_b or base weight", fix="use an earlier checkpoint")
+        delta = (up.flatten(1).float() @ down.flatten(1).float()).view(weight.shape)  # [out, in * kernel] -> W's shape
+        merged[f"{name}.weight"] = (weight.float() + scale * delta).to(weight.dtype)
+    return merged
+
+
+def read_weights(checkpoint: Path, stem: str, sidecar: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """`stem`.safetensors as the family's plain network loads it: a LoRA run's adapters merged in."""
+    tensors = read_tensors(checkpoint, f"{stem}.safetensors", sidecar)
+    lora = sidecar.get("lora")
+    if not isinstance(lora, dict):
+        return tensors
+    if stem == "model":  # EMA files hold the averaged adapters themselves
+        tensors = {**tensors, **read_tensors(checkpoint, ADAPTER, sidecar)}
+    return merge_adapter(tensors, float(lora["scale"]))
+
+
 def read_training_state(checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
     if sidecar.get("training_state") is None:
         raise CheckpointError(f"{checkpoint} holds weights only, not the state needed to resume training")

@@ -79,6 +79,14 @@ class EarlyStoppingConfig(BaseConfig):
     min_delta: float = Field(0.0, ge=0)  # an improvement smaller than this does not count
 
 
+class LoRAConfig(BaseConfig):
+    """Low-rank adapters (Hu et al. 2021, https://arxiv.org/abs/2106.09685): W x + (alpha / rank) B A x."""
+
+    rank: int = Field(4, ge=1)  # r, the inner width of each adapter
+    alpha: float = Field(8.0, gt=0)  # the update is scaled by alpha / rank
+    targets: list[str] = Field(min_length=1)  # fnmatch patterns over module names, e.g. ["*attention.qkv"]
+
+
 class TrainConfig(BaseConfig):
     seed: int = 0  # seeds weights, noise and data order; the same seed gives the same run
     max_steps: int = Field(1000, ge=1)  # optimisation steps (one batch each)
@@ -103,6 +111,10 @@ class TrainConfig(BaseConfig):
     early_stopping: EarlyStoppingConfig | None = None
     progress: bool = True  # progress bar on a terminal, periodic lines otherwise
     tensorboard: bool = True  # also log to TensorBoard when it is installed
+    init_from: str | None = None  # fine-tune: start from this run's (or zoo model's) weights, fresh optimizer
+    allow_partial_init: bool = False  # init_from: keep fresh weights where names or shapes differ (new heads)
+    freeze: list[str] = []  # fnmatch patterns over parameter names that get no updates, e.g. ["encoder.*"]
+    lora: LoRAConfig | None = None  # train low-rank adapters instead of the weights (the base stays frozen)
 
 
 def pick_device(preference: str, local_rank: int = 0, *, field: str = "device") -> "torch.device":

@@ -93,9 +93,9 @@ def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> Loa
     if weights == "auto":
         weights = "ema" if "ema.safetensors" in files else "model"
     if f"{weights}.safetensors" not in files:
-        choices = ", ".join(sorted(name.split(".")[0] for name in files if name != "state.safetensors"))
+        choices = ", ".join(sorted(name.split(".")[0] for name in files if name not in ("state.safetensors", ckpt.ADAPTER)))
         raise CheckpointError(f"{checkpoint} has no {weights} weights", field="weights", fix=f"use one of: {choices}")
-    tensors = ckpt.read_tensors(checkpoint, f"{weights}.safetensors", sidecar)
+    tensors = ckpt.read_weights(checkpoint, weights, sidecar)  # a LoRA run's adapters merged in
     broken = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if broken:  # they would draw noise or black images without a word
         raise CheckpointError(

@@ -35,8 +35,9 @@ from aigc.files import atomic_write_text
 from aigc.loading import build_model
 from aigc.registry import get_model
 from aigc.seeding import seed_everything
-from aigc.training import distributed
+from aigc.training import distributed, finetune
 from aigc.training.callbacks import EMA, Callback, default_callbacks
+from aigc.training.lora import adapter_record, add_lora, split_adapter
 from aigc.training.optim import learning_rate_factor
 from aigc.training.sampler import EpochSampler
 
@@ -73,6 +74,7 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
     started: float = field(default_factory=time.perf_counter)
+    lineage: dict[str, Any] = field(default_factory=dict)  # init_from, lora, frozen: recorded in every checkpoint
 
     @property
     def elapsed(self) -> float:
@@ -104,6 +106,8 @@ class TrainState:
         if not self.dist.is_main:
             return
         weights = {"model": self.model.state_dict()}
+        if "lora" in self.lineage:  # the adapters go to their own file, apart from the frozen base weights
+            weights["model"], weights["adapter"] = split_adapter(weights["model"])
         for callback in self.callbacks:
             weights.update(callback.extra_weights())
         training_state = {
@@ -123,6 +127,7 @@ class TrainState:
             "world_size": self.dist.world_size,
             "replicas_identical": in_sync,
             "stop_reason": self.stop_reason,
+            **self.lineage,
         }
         folder = self.run_dir / "checkpoints" / f"step-{self.step:07d}"
         self.last_checkpoint = ckpt.save_checkpoint(folder, weights=weights, training_state=training_state, sidecar=sidecar)
@@ -325,20 +330,27 @@ def _fit(config, run_dir, resume, callbacks, info, device) -> TrainResult:
         reason = f"already finished: step {step} of train.max_steps={train.max_steps}"
         return TrainResult(run_dir, checkpoint if info.is_main else None, step, reason, dict(sidecar.get("metrics", {})))
 
+    parent = finetune.find_parent(config) if checkpoint is None else None  # a resumed run has its own weights
+    if parent is not None:
+        finetune.inherit_tokenizer(config, parent)
     log.info("loading dataset %s", config.data.name)
     seed_everything(train.seed)  # the same initial weights on every process
     data = load_dataset(config.data, config.model)
     _fill_from_data(config, data)
+    if parent is not None:
+        finetune.check_vocabulary(data.train, parent)
     model = build_model(config).to(device)
-    log.info("built %s: %s parameters", config.family, f"{sum(p.numel() for p in model.parameters()):,}")
+    lineage = _prepare_weights(config, model, parent, sidecar)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("built %s: %s parameters (%s trained)", config.family, f"{sum(p.numel() for p in model.parameters()):,}", f"{trainable:,}")
     distributed.broadcast_module(model, info)
-    optimizers = model.configure_optimizers(config.optim)
+    optimizers = _configure_optimizers(config, model)
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
             group.setdefault("base_lr", group["lr"])
     sampler = EpochSampler(len(data.train), train.batch_size, train.seed, info.rank, info.world_size)
     callbacks = [cb for cb in callbacks if info.is_main or not cb.main_process_only]
-    state = TrainState(config, run_dir, model, optimizers, data, sampler, device, info, callbacks)
+    state = TrainState(config, run_dir, model, optimizers, data, sampler, device, info, callbacks, lineage=lineage)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if (run_dir / "checkpoints").is_dir():
@@ -387,6 +399,36 @@ def _fit(config, run_dir, resume, callbacks, info, device) -> TrainResult:
     return TrainResult(run_dir, state.last_checkpoint, state.step, state.stop_reason, dict(state.metrics))
 
 
+def _prepare_weights(config: RunConfig, model: torch.nn.Module, parent, sidecar) -> dict[str, Any]:
+    """Fine-tuning: the parent's weights (a fresh run only), LoRA adapters, frozen parameters; returns what
+    the checkpoints record about them (a resumed run carries its own record of the parent forward)."""
+    train = config.train
+    lineage: dict[str, Any] = {}
+    if parent is not None:
+        lineage["init_from"] = parent.record(finetune.load_parent_weights(model, parent, train.allow_partial_init))
+    elif sidecar is not None and "init_from" in sidecar:
+        lineage["init_from"] = sidecar["init_from"]
+    if train.lora is not None:
+        # The weights a family needs only to train (a GAN's discriminator) keep training under LoRA.
+        keep = tuple(getattr(get_model(config.family).model_class, "training_only", ()))
+        lineage["lora"] = adapter_record(train.lora, add_lora(model, train.lora, keep), model)
+    if train.freeze:
+        lineage["frozen"] = len(finetune.freeze(model, train.freeze))
+    return lineage
+
+
+def _configure_optimizers(config: RunConfig, model: torch.nn.Module) -> dict[str, torch.optim.Optimizer]:
+    try:
+        return model.configure_optimizers(config.optim)
+    except ValueError as error:
+        if "empty parameter list" not in str(error) or not (config.train.freeze or config.train.lora):
+            raise
+        raise ConfigError(
+            "train.freeze / train.lora leave one of the model's optimizers nothing to train",
+            field="train.freeze", fix="freeze fewer parameters (a GAN trains its generator and discriminator with separate optimizers)",
+        ) from None
+
+
 def _log(state: TrainState, sums: dict[str, Any]) -> None:
     logs = _flush_logs(state, sums)
     state.metrics.update(logs)
@@ -432,7 +474,10 @@ def _read_state(state: TrainState, checkpoint: Path, sidecar: dict[str, Any]) ->
 def _restore(state: TrainState, checkpoint: Path, sidecar: dict[str, Any]) -> dict[str, Any]:
     """Model, optimizers, sampler, step and metrics; returns the saved state for the callbacks' part."""
     saved = _read_state(state, checkpoint, sidecar)
-    ckpt.load_weights(state.model, ckpt.read_tensors(checkpoint, "model.safetensors", sidecar), source=str(checkpoint))
+    tensors = ckpt.read_tensors(checkpoint, "model.safetensors", sidecar)
+    if ckpt.ADAPTER in sidecar["files"]:  # a LoRA run: the adapters, unmerged, back into their wrappers
+        tensors.update(ckpt.read_tensors(checkpoint, ckpt.ADAPTER, sidecar))
+    ckpt.load_weights(state.model, tensors, source=str(checkpoint))
     for name, optimizer in state.optimizers.items():
         try:
             optimizer.load_state_dict(saved["optimizers"][name])

@@ -105,8 +105,8 @@ def export(
     source = ckpt.resolve_checkpoint(run_dir)
     sidecar = ckpt.read_sidecar(source)
     stem = "ema" if "ema.safetensors" in sidecar.get("files", {}) else "model"
-    tensors = ckpt.read_tensors(source, f"{stem}.safetensors", sidecar)
-    kept = {k: sidecar[k] for k in ("family", "modality", "step", "config", "metrics", "data", "world_size", "stop_reason") if k in sidecar}
+    tensors = ckpt.read_weights(source, stem, sidecar)  # a LoRA run's adapters merged in
+    kept = {k: sidecar[k] for k in ("family", "modality", "step", "config", "metrics", "data", "world_size", "stop_reason", "init_from") if k in sidecar}
     # A zoo model only generates: weights the family marks training-only (a GAN's discriminator) stay out,
     # and so do second copies of tied weights (loading the first fills both).
     from aigc.registry import get_model
