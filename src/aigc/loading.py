@@ -88,7 +88,7 @@ def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> Loa
         config = RunConfig.from_dict(sidecar["config"])
     except ConfigError as error:
         raise CheckpointError(f"the config in {checkpoint} no longer validates: {error}") from None
-    module = build_model(config)
+    module = rebuild_transforms(build_model(config), sidecar.get("transforms", []), checkpoint)
     files = sidecar.get("files", {})
     if weights == "auto":
         weights = "ema" if "ema.safetensors" in files else "model"
@@ -114,6 +114,24 @@ def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> Loa
         sidecar=sidecar,
     )
     return LoadedModel(module, info)
+
+
+def rebuild_transforms(module: torch.nn.Module, records: Any, checkpoint: Path) -> torch.nn.Module:
+    """The network an optimised run holds: each transform its checkpoint records (`aigc optimize`: int8
+    layers, pruned channels, ...) re-applied, in order, to the family's fresh build, so that the weights fit.
+    The transforms are looked up by name (`registry.TRANSFORMS`); loading imports no optimisation code."""
+    from aigc.registry import TRANSFORMS
+
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in records):
+        raise CheckpointError(f"{checkpoint / ckpt.SIDECAR} has a malformed 'transforms' list: the file is corrupt or was edited", fix="optimise the run again")
+    for record in records:
+        if record["name"] not in TRANSFORMS:
+            raise CheckpointError(
+                f"{checkpoint} was made by the transform {record['name']!r}, which this aigc does not know",
+                field="transforms", fix=f"upgrade aigc; known transforms: {', '.join(TRANSFORMS.names())}",
+            )
+        module = TRANSFORMS.get(record["name"]).rebuild(module, record)
+    return module
 
 
 def _model_name(family: str, requested: str | Path, checkpoint: Path) -> str:

@@ -112,6 +112,16 @@ class BackboneSpec:
     weights_file: str = ""  # the file a user must name (never downloaded); "" when the weights are packaged
 
 
+@dataclass(frozen=True)
+class TransformSpec:
+    """A change `aigc optimize` makes to a trained network (quantise, prune channels, ...). Its checkpoint lists
+    the records; loading re-applies each one to the family's fresh build before the weights are read."""
+
+    name: str
+    rebuild: Callable[[Any, dict], Any]  # rebuild(module, record) -> the module with the recorded architecture
+    description: str = ""
+
+
 MODELS: Registry[ModelSpec] = Registry("model family", field="family", providers=("aigc.models",))
 DATASETS: Registry[DatasetSpec] = Registry("dataset", field="data.name", providers=("aigc.data",))
 PROMPT_ENCODERS: Registry[PromptEncoderSpec] = Registry(
@@ -119,6 +129,9 @@ PROMPT_ENCODERS: Registry[PromptEncoderSpec] = Registry(
 )
 SCHEDULERS: Registry[type] = Registry("diffusion scheduler", field="model.sampler", providers=("aigc.schedulers",))
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", field="backbone", providers=("aigc.backbones",))
+TRANSFORMS: Registry[TransformSpec] = Registry(
+    "model transform", field="transforms", providers=("aigc.optimize.quantize", "aigc.optimize.prune")
+)
 
 
 # ---------------------------------------------------------------------- the helpers families and data use

@@ -267,8 +267,12 @@ def fit(
     *,
     resume: bool | str | Path = False,
     callbacks: Sequence[Callback] | None = None,
+    model: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train `config` into `run_dir` with exactly `callbacks` (None: `default_callbacks(config, run_dir)`).
+
+    model: train this network instead of a fresh `build_model(config)` (`aigc optimize` fine-tunes a pruned
+    or factorised one, whose shapes its config alone does not give); it is trained in place.
 
     resume=True continues from run_dir's newest checkpoint (from step 0 when an earlier attempt died before
     writing one); resume=PATH continues from that checkpoint of the run (RUN/checkpoints/step-N).
@@ -278,7 +282,7 @@ def fit(
         callbacks = default_callbacks(config, run_dir)
     info, device = distributed.setup(config.train.device)
     try:
-        return _fit(config, run_dir, resume, list(callbacks), info, device)
+        return _fit(config, run_dir, resume, list(callbacks), info, device, model)
     finally:
         distributed.teardown(info)
 
@@ -315,7 +319,7 @@ def _resume_point(run_dir: Path, resume: bool | str | Path) -> Path | None:
     raise CheckpointError(f"{run_dir} holds no run to resume", field="--resume", fix=f"start it: aigc train PRESET --out {run_dir}")
 
 
-def _fit(config, run_dir, resume, callbacks, info, device) -> TrainResult:
+def _fit(config, run_dir, resume, callbacks, info, device, model=None) -> TrainResult:
     train = config.train
     _check_config(config)
     if run_dir.exists() and not run_dir.is_dir():
@@ -339,7 +343,7 @@ def _fit(config, run_dir, resume, callbacks, info, device) -> TrainResult:
     _fill_from_data(config, data)
     if parent is not None:
         finetune.check_vocabulary(data.train, parent)
-    model = build_model(config).to(device)
+    model = (build_model(config) if model is None else model).to(device)
     lineage = _prepare_weights(config, model, parent, sidecar)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("built %s: %s parameters (%s trained)", config.family, f"{sum(p.numel() for p in model.parameters()):,}", f"{trainable:,}")

@@ -1,0 +1,68 @@
+"""`aigc optimize RUN --out RUN-small ...` — make a trained model smaller or faster and measure what it cost.
+
+    aigc optimize gpt-shakespeare --out runs/gpt-int8 --quantize dynamic
+    aigc optimize dcgan-mnist --out runs/dcgan-half --prune 0.5 --structured --finetune 300
+    aigc optimize dcgan-mnist --out runs/dcgan-onnx --export onnx
+    aigc optimize --report-only runs/dcgan runs/dcgan-half
+
+A thin wrapper over `aigc.optimize.pipeline` (the steps) and `aigc.optimize.report` (the table); every user
+mistake is an AigcError (exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from aigc.errors import AigcError
+
+console = Console()
+
+
+def optimize_command(
+    run: Optional[str] = typer.Argument(None, help="A run folder, checkpoint folder or zoo model name (`aigc models list`)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The optimised run folder to write (a normal run: aigc generate/eval/load use it)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="dynamic: int8 weights for Linear layers (text models, GAN projections)."),
+    prune: Optional[float] = typer.Option(None, "--prune", help="Fraction (0..1) of weights to remove by magnitude; with --structured, of conv channels."),
+    structured: bool = typer.Option(False, "--structured", help="Remove whole conv channels, so that the tensors shrink."),
+    scope: str = typer.Option("global", "--scope", help="Magnitude pruning: rank weights across all layers (global) or per layer."),
+    finetune: int = typer.Option(0, "--finetune", help="Training steps after pruning, through the one training loop."),
+    export: Optional[str] = typer.Option(None, "--export", help="onnx: also write RUN-small/onnx/model.onnx, checked against PyTorch with onnxruntime."),
+    report_only: Optional[tuple[str, str]] = typer.Option(None, "--report-only", help="A B: compare two runs (say, a run and its optimised copy) instead of optimising."),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed generations per model for the latency column."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads for the timings (default: as the process has them)."),
+    samples: int = typer.Option(500, "--samples", min=2, help="Generated images per model for the FD column."),
+    feature_network: Optional[str] = typer.Option(None, "--feature-network", help="FD's feature network (default from the dataset; see aigc eval --help)."),
+    no_quality: bool = typer.Option(False, "--no-quality", help="Skip the quality column (size and latency only)."),
+    force: bool = typer.Option(False, "--force", help="Replace an optimised run already in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of the table."),
+) -> None:
+    """Quantise, prune (+ fine-tune) or export a trained model into a new run folder, with a measured report."""
+    from aigc.optimize import report as reporting
+
+    settings = reporting.Settings(repeats=repeats, threads=threads, quality_samples=samples, feature_network=feature_network)
+    if report_only:
+        if run is not None:
+            raise AigcError("--report-only compares the two runs it names; leave RUN out", field="--report-only",
+                            fix="aigc optimize --report-only RUN_A RUN_B")
+        result = reporting.compare_runs(report_only[0], report_only[1], settings, measure_quality=not no_quality)
+        console.print_json(json.dumps(result)) if as_json else console.print(reporting.markdown(result), highlight=False, soft_wrap=True)
+        return
+    if run is None or out is None:
+        raise AigcError("aigc optimize needs a run and --out", field="RUN" if run is None else "--out",
+                        fix="aigc optimize RUN --out RUN-small --quantize dynamic (or --report-only RUN_A RUN_B)")
+    from aigc.optimize.pipeline import Plan, optimize
+
+    plan = Plan(prune=prune, structured=structured, scope=scope, finetune=finetune, quantize=quantize, export=export)
+    result = optimize(run, out, plan, settings=settings, measure_quality=not no_quality, force=force)
+    if as_json:
+        console.print_json(json.dumps(result.report))
+    else:
+        console.print(reporting.markdown(result.report), highlight=False, soft_wrap=True)
+    console.print(f"optimised run: {result.out}  (aigc generate {result.out})", highlight=False, soft_wrap=True)
+    for path in result.written[1:]:
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)

@@ -1,0 +1,56 @@
+"""Knowledge distillation objectives, as networks the one training loop trains (STYLE.md #6).
+
+`OutputMatching` (a GAN generator learns to draw what a teacher draws from the same noise): how a pruned
+generator recovers when the run's discriminator is not at hand (zoo models ship the generator alone), and
+the objective of a generator student. The teacher is frozen; only the student's generator has an optimizer.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aigc.config import OptimConfig, build_optimizer
+from aigc.errors import AigcError
+
+
+def can_match_outputs(model: nn.Module) -> bool:
+    """A GAN-style model whose generator draws from noise alone or noise and a class label."""
+    generator = getattr(model, "generator", None)
+    return generator is not None and hasattr(generator, "noise_dim") and getattr(generator, "augmentation", None) is None
+
+
+class OutputMatching(nn.Module):
+    """loss = mean squared difference between student(z, y) and teacher(z, y), z ~ N(0, I), y uniform."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module):
+        super().__init__()
+        if not can_match_outputs(student):
+            raise AigcError(f"{type(student).__name__} has no noise-driven generator to match outputs with",
+                            field="--finetune", fix="fine-tune a GAN generator, or a model whose own training step needs no discriminator")
+        self.student = student
+        self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)  # never updated, never in train mode
+
+    def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        return {"student": build_optimizer(self.student.generator.parameters(), optim)}
+
+    def training_step(self, batch: dict[str, Tensor]) -> Iterator[tuple[str, Tensor, dict[str, Tensor]]]:
+        size = next(iter(batch.values())).shape[0]
+        generator = self.student.generator
+        noise = torch.randn(size, generator.noise_dim)
+        labels = None
+        if getattr(generator, "label_embedding", None) is not None:
+            labels = torch.randint(0, generator.label_embedding.num_embeddings, (size,))
+        with torch.no_grad():
+            target = self.teacher.generator(noise, labels)  # [B, C, H, W]
+        loss = F.mse_loss(generator(noise, labels), target)
+        yield "student", loss, {}
+
+    def train(self, mode: bool = True) -> "OutputMatching":
+        super().train(mode)
+        self.teacher.eval()  # its BatchNorm statistics are part of what the student copies
+        return self

@@ -1,0 +1,157 @@
+"""`aigc optimize RUN --out RUN-small ...`: the steps in a fixed order, written as an ordinary run folder.
+
+    prune (magnitude or channels) -> fine-tune -> quantise -> save the checkpoint -> export -> report
+
+RUN-small/checkpoints/step-N/ holds model.safetensors (the weights generation uses; training-only ones such as
+a GAN's discriminator are left out, as a zoo export does) and checkpoint.json: the run's config, unchanged,
+and `transforms`, the list of records that loading re-applies to the family's fresh build (each one
+registered in `aigc.registry.TRANSFORMS`). So `aigc generate`, `aigc eval`, `aigc.load` and the studio use
+the folder like any other run. Optimising an optimised run appends to its list.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import torch
+
+from aigc import checkpoint as ckpt
+from aigc.errors import AigcError, ConfigError
+from aigc.loading import LoadedModel, load
+from aigc.optimize import prune, quantize
+from aigc.optimize import report as reporting
+from aigc.optimize.modules import training_only
+from aigc.registry import get_model
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to apply, in the pipeline's order; every field off by default."""
+
+    prune: float | None = None  # fraction of weights (or, structured, of channels) to remove
+    structured: bool = False  # remove whole conv channels instead of single weights
+    scope: str = "global"  # magnitude pruning: rank weights across all layers ("global") or per layer
+    finetune: int = 0  # training steps after pruning, through the one loop
+    quantize: str | None = None  # "dynamic"
+    export: str | None = None  # "onnx"
+
+    def check(self) -> None:
+        if self.prune is not None:
+            prune.check_amount(self.prune)
+        if self.structured and self.prune is None:
+            raise AigcError("--structured says how to prune, but no --prune amount was given", field="--structured", fix="add --prune 0.5")
+        if self.finetune and self.prune is None:
+            raise AigcError("--finetune recovers what pruning lost; nothing was pruned", field="--finetune", fix="add --prune 0.5, or leave --finetune out")
+        if self.finetune < 0:
+            raise AigcError(f"--finetune takes a number of steps >= 0, got {self.finetune}", field="--finetune")
+        if self.quantize not in (None, "dynamic"):
+            fix = "use --quantize dynamic (int8 Linear layers); static int8 for conv networks is not built yet"
+            raise AigcError(f"unknown quantisation {self.quantize!r}", field="--quantize", fix=fix)
+        if self.export not in (None, "onnx"):
+            raise AigcError(f"unknown export format {self.export!r}", field="--export", fix="use --export onnx")
+        if not any((self.prune, self.quantize, self.export)):
+            raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",
+                            fix="add --quantize dynamic, --prune 0.5 [--structured] [--finetune N] or --export onnx")
+
+
+@dataclass
+class Result:
+    out: Path
+    checkpoint: Path
+    transforms: list[dict[str, Any]]
+    report: dict[str, Any] | None
+    written: list[Path]
+
+
+def generation_state(module: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """(the state dict generation needs, the key prefixes left out): training-only weights and the second
+    name of tied weights (the model ties them again when it is built)."""
+    skip = training_only(module)
+    state, left_out, seen = {}, list(skip), set()
+    for name, tensor in module.state_dict().items():
+        if name.startswith(skip):
+            continue
+        if tensor.data_ptr() in seen and tensor.numel() > 0:
+            left_out.append(name)
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor
+    return state, left_out
+
+
+def save_run(out: Path, source: LoadedModel, module: torch.nn.Module, transforms: list[dict[str, Any]]) -> Path:
+    info = source.info
+    state, left_out = generation_state(module)
+    step = int(info.step or 0)
+    sidecar = {
+        "family": info.family,
+        "modality": get_model(info.family).modality,
+        "step": step,
+        "config": info.config.to_dict(),
+        "metrics": info.sidecar.get("metrics", {}),
+        "data": info.sidecar.get("data", {}),
+        "transforms": transforms,
+        "left_out": left_out,
+        "optimized_from": {"model": info.model_name, "checkpoint": str(info.checkpoint), "weights": info.weights,
+                           "sha256": info.sidecar["files"][f"{info.weights}.safetensors"]},
+    }
+    folder = ckpt.save_checkpoint(out / "checkpoints" / f"step-{step:07d}", weights={"model": state}, training_state=None, sidecar=sidecar)
+    (out / "config.toml").write_text(tomli_w.dumps(_without_none(info.config.to_dict())), encoding="utf-8")
+    return folder
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: reporting.Settings = reporting.Settings(),
+             measure: bool = True, measure_quality: bool = True, force: bool = False) -> Result:
+    """Apply `plan` to the run (or zoo model) `source` and write the optimised run folder `out`."""
+    plan.check()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder", field="--out", fix="choose a new folder for the optimised run")
+    if (out / "checkpoints").exists():
+        if not force:
+            raise ConfigError(f"{out} already holds a run", field="--out", fix="choose another --out, or add --force to replace it")
+        shutil.rmtree(out / "checkpoints")
+    original = load(source)
+    module = load(source).module  # a second copy, changed in place; `original` stays as it was for the report
+    transforms = list(original.info.sidecar.get("transforms", []))
+    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize):
+        raise AigcError(f"{source} is already quantised: int8 weights cannot be pruned or quantised again",
+                        field="RUN", fix="optimise the float run it came from")
+    masks = None
+    if plan.prune is not None:
+        if plan.structured:
+            transforms.append(prune.prune_channels(module, plan.prune))
+        else:
+            masks, record = prune.prune_magnitude(module, plan.prune, plan.scope)
+            transforms.append(record)
+    if plan.finetune:
+        from aigc.optimize.finetune import finetune  # the training side, only when asked for
+
+        left_out = tuple(original.info.sidecar.get("left_out", ()))
+        module, record = finetune(module, original.info.config, plan.finetune, out / "finetune", masks=masks,
+                                  teacher=original.module, left_out=left_out)
+        transforms[-1]["finetune"] = record
+    if plan.quantize == "dynamic":
+        transforms.append(quantize.quantize_dynamic(module))
+    checkpoint = save_run(out, original, module, transforms)
+    optimized = load(out)
+    written = [checkpoint]
+    if plan.export == "onnx":
+        from aigc.optimize.export import export_onnx
+
+        written += export_onnx(optimized, out / "onnx")
+    result_report = None
+    if measure:
+        result_report = reporting.compare(original, optimized, settings, measure_quality=measure_quality)
+        written += reporting.write(result_report, out)
+    return Result(out, checkpoint, transforms, result_report, written)
