@@ -1,0 +1,59 @@
+"""`aigc optimize`: writes a run folder that `aigc generate` and `aigc eval` use like any other, prints the
+report table, compares two runs with --report-only, and says clearly what was wrong with bad options."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import train_tiny
+
+
+def aigc(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aigc", *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("gan") / "run"
+    train_tiny("dcgan", run, "model.image_size=16", "train.max_steps=4")
+    return run
+
+
+def test_an_optimised_run_generates_evaluates_and_compares_from_the_command_line(gan_run, tmp_path):
+    out = tmp_path / "small"
+    made = aigc("optimize", str(gan_run), "--out", str(out), "--prune", "0.5", "--structured", "--quantize", "dynamic",
+                "--repeats", "1", "--samples", "20", "--feature-network", "mnist-classifier")
+    assert made.returncode == 0, made.stderr
+    assert "| original:" in made.stdout and "prune-channels, quantize-dynamic" in made.stdout
+    assert "stay float32" in made.stderr and "Traceback" not in made.stderr  # the convs have no dynamic int8 kernel
+    assert json.loads((out / "optimize.json").read_text())["optimized"]["transforms"] == ["prune-channels", "quantize-dynamic"]
+    generated = aigc("generate", str(out), "-n", "2", "--seed", "1")
+    assert generated.returncode == 0, generated.stderr
+    assert (out / "generated" / "seed-1.png").is_file()
+    scored = aigc("eval", str(out), "--metrics", "fid", "-n", "20", "--feature-network", "mnist-classifier")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads((out / "eval.json").read_text())["subject"]["run"] == str(out)
+    compared = aigc("optimize", "--report-only", str(gan_run), str(out), "--repeats", "1", "--no-quality", "--json")
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["ratios"]["file_bytes"] > 1
+    again = aigc("optimize", str(gan_run), "--out", str(out), "--prune", "0.5", "--no-quality")
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--force" in again.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "X"], "nothing to do"),
+    (["--out", "X", "--structured"], "no --prune amount"),
+    (["--out", "X", "--quantize", "static"], "unknown quantisation 'static'"),
+    (["--out", "X", "--prune", "0.5", "--finetune", "-3"], "--finetune"),
+    (["--out", "X", "--export", "tflite"], "unknown export format 'tflite'"),
+    ([], "needs a run and --out"),
+])
+def test_bad_options_are_one_clear_error(gan_run, tmp_path, args, message):
+    result = aigc("optimize", *([str(gan_run)] if args else []), *[str(tmp_path / a) if a == "X" else a for a in args])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "X").exists()
