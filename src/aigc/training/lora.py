@@ -65,6 +65,8 @@ def _unsupported(name: str, module: nn.Module, parent: nn.Module | None, shared:
     """Why LoRA cannot wrap this matched layer, or None when it can."""
     if isinstance(parent, nn.MultiheadAttention):
         return f"{name} is a projection of nn.MultiheadAttention, which uses its weight directly (a wrapper would be skipped)"
+    if isinstance(parent, nn.TransformerEncoderLayer):  # its inference fast path reads linear1/linear2 weights itself
+        return f"{name} belongs to nn.TransformerEncoderLayer, whose fast path uses its weights directly (a wrapper would be skipped)"
     if hasattr(module, "weight_orig") or hasattr(module, "parametrizations"):
         return f"{name}'s weight is recomputed on every call (spectral norm or another parametrization)"
     if id(module.weight) in shared:
