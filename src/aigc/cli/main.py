@@ -194,13 +194,14 @@ def data_show(
 from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
-from aigc.cli.safety import moderate_command  # noqa: E402
+from aigc.cli.safety import moderate_command, verify_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
 from aigc.studio.cli import studio_app, worker  # noqa: E402
 
 app.command("generate")(generate_command)
 app.command("optimize")(optimize_command)
 app.command("moderate")(moderate_command)
+app.command("verify")(verify_command)
 app.command("eval")(eval_command)
 data_app.command("prepare")(prepare_command)
 app.add_typer(studio_app, name="studio")

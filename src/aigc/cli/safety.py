@@ -39,3 +39,31 @@ def moderate_command(
             console.print(f"  {escape(finding.explain())}  [dim]({finding.method})[/]", highlight=False, soft_wrap=True)
     if decision.action == "block":
         sys.exit(BLOCKED_EXIT)
+
+
+NOT_MARKED_EXIT = 1  # `aigc verify` exits 1 when no watermark is found
+
+
+def verify_command(
+    file: Path = typer.Argument(..., help="A generated image (PNG, JPEG, ...)."),
+    key: Optional[str] = typer.Option(None, "--key", help="The watermark key (default: AIGC_WATERMARK_KEY, else the public key)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Check FILE for aigc's invisible watermark and read the provenance it carries; say what each proves.
+    Exits 1 when no watermark is found."""
+    from aigc.errors import AigcError
+    from aigc.safety.settings import SafetySettings
+    from aigc.safety.verify import verify
+
+    if not file.is_file():
+        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image")
+    report = verify(file.read_bytes(), str(file), key or SafetySettings.from_env().watermark_key)
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        colour = "green" if report.marked else "yellow"
+        console.print(f"[bold {colour}]{'watermarked' if report.marked else 'no watermark found'}[/]: {escape(str(file))}", highlight=False)
+        for statement in report.statements:
+            console.print(f"  {escape(statement)}", highlight=False, soft_wrap=True)
+    if not report.marked:
+        sys.exit(NOT_MARKED_EXIT)

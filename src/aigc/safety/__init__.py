@@ -20,7 +20,11 @@ __all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_
 def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
     """The generation policy for these settings (default: from the environment, SafetySettings.from_env)."""
     settings = settings or SafetySettings.from_env()
-    before = []
+    before, after = [], []
     if settings.moderation:
         before.append(ModerationCheck(moderator_for(None if settings.policy_file is None else str(settings.policy_file))))
-    return GenerationPolicy(before=tuple(before))
+    if settings.watermark:
+        from aigc.safety.watermark.image import ImageWatermark
+
+        after.append(ImageWatermark(settings.watermark_key))
+    return GenerationPolicy(before=tuple(before), after=tuple(after))

@@ -1,0 +1,1 @@
+"""Invisible watermarks: images (image.py), text from the project's language models (text.py)."""
