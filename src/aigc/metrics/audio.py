@@ -1,0 +1,167 @@
+"""Audio scores, offline: an Inception Score and a Fréchet distance on the project's own spoken-digit
+classifier (labelled IS-DigitClassifier / FD-DigitClassifier, never plain "IS"/"FAD": the network is not
+Inception or VGGish), and the log-spectral distance for autoencoders.
+
+    classifier = load_digit_classifier()                      # packaged: aigc/metrics/weights/audio-digit-classifier.*
+    scores = score_clips(generated_waveforms, reference_waveforms, classifier, sample_rate=16_000)
+
+The classifier is `models/audio/classifier.py` trained with `aigc train audio-classifier-digits` and
+packaged with `package_audio_classifier` (weights + a card with its sha256, test accuracy and training
+command). Its protocol travels with every score: sample and reference counts, the network and its
+weights' sha256, and how clips were fitted to it (resampled, centred, cut or padded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aigc.errors import AigcError
+from aigc.files import atomic_write_text, sha256_file
+from aigc.metrics.distances import feature_statistics, frechet_distance
+from aigc.metrics.inception_score import inception_score
+
+PACKAGED_NAME = "audio-digit-classifier"
+IS_LABEL, FD_LABEL = "IS-DigitClassifier", "FD-DigitClassifier"
+
+
+def weights_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("aigc") / "metrics" / "weights"))
+
+
+@dataclass(frozen=True)
+class DigitClassifier:
+    """A trained audio classifier in eval mode, and what identifies it in a score's protocol."""
+
+    module: torch.nn.Module
+    name: str
+    sha256: str
+
+    @property
+    def sample_rate(self) -> int:
+        return self.module.config.sample_rate
+
+    @property
+    def sample_length(self) -> int:
+        return self.module.config.sample_length
+
+
+def load_digit_classifier(path: str | Path | None = None, *, device: str = "cpu") -> DigitClassifier:
+    """The packaged spoken-digit classifier, or a classifier run folder / checkpoint you trained (`path`)."""
+    from safetensors.torch import load_file
+
+    from aigc.models.audio.classifier import AudioClassifier, AudioClassifierConfig
+
+    if path is not None:
+        from aigc.loading import load
+
+        loaded = load(path, device=device, weights="model")
+        if loaded.info.family != "audio-classifier":
+            raise AigcError(f"{path} holds a {loaded.info.family} run, not an audio classifier", field="classifier", fix="train one: aigc train audio-classifier-digits")
+        return DigitClassifier(loaded.module.eval(), f"{loaded.info.model_name}", loaded.info.checkpoint_sha256)
+    card_path = weights_dir() / f"{PACKAGED_NAME}.json"
+    if not card_path.is_file():
+        raise AigcError(f"the packaged audio classifier is missing ({card_path})", field="classifier", fix="reinstall aigc, or pass the run folder of one you trained")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    weights = weights_dir() / card["file"]
+    digest = sha256_file(weights)
+    if digest != card["sha256"]:
+        raise AigcError(f"{weights} does not match the sha256 in its card", field="classifier", fix="reinstall aigc")
+    module = AudioClassifier(AudioClassifierConfig(**card["config"]))
+    module.load_state_dict(load_file(str(weights)))
+    return DigitClassifier(module.to(device).eval(), PACKAGED_NAME, digest)
+
+
+@torch.no_grad()
+def classify(classifier: DigitClassifier, waveforms: np.ndarray, sample_rate: int, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(features [N, F], class probabilities [N, K]) of float waveforms [N, T], fitted to the classifier's
+    rate and length first (resampled; centred and cut or padded)."""
+    from aigc.data.audio import fit_length, resample
+
+    waveforms = np.asarray(waveforms, dtype=np.float32)
+    if waveforms.ndim != 2 or len(waveforms) == 0:
+        raise AigcError(f"expected waveforms [N, T] with N >= 1, got shape {waveforms.shape}", field="waveforms")
+    waveforms = resample(waveforms, sample_rate, classifier.sample_rate)
+    if waveforms.shape[1] != classifier.sample_length:
+        waveforms = np.stack([fit_length(clip, classifier.sample_length) for clip in waveforms])
+    module = classifier.module.eval()
+    device = next(module.parameters()).device
+    features, probabilities = [], []
+    for start in range(0, len(waveforms), batch_size):
+        audio = torch.from_numpy(waveforms[start : start + batch_size]).to(device).unsqueeze(1)  # [B, 1, T]
+        feature = module.features(audio)
+        features.append(feature.cpu().double().numpy())
+        probabilities.append(torch.softmax(module.network.logits_from_features(feature).double(), dim=1).cpu().numpy())
+    return np.concatenate(features), np.concatenate(probabilities)
+
+
+@dataclass(frozen=True)
+class AudioScores:
+    inception_score: float  # IS-DigitClassifier, mean over splits; in [1, classes]
+    inception_score_std: float
+    frechet_distance: float | None  # FD-DigitClassifier to the reference clips (None without a reference)
+    accuracy: float | None  # share of clips classified as their requested label (conditional models)
+    protocol: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {IS_LABEL: self.inception_score, f"{IS_LABEL}_std": self.inception_score_std, FD_LABEL: self.frechet_distance, "label_accuracy": self.accuracy, "protocol": self.protocol}
+
+
+def score_clips(
+    generated: np.ndarray,
+    reference: np.ndarray | None,
+    classifier: DigitClassifier,
+    *,
+    sample_rate: int,
+    labels: list[int] | None = None,
+    splits: int = 10,
+) -> AudioScores:
+    """IS of `generated` clips, FD between their features and `reference`'s, and (with `labels`) the share
+    the classifier hears as the label they were generated for."""
+    features, probabilities = classify(classifier, generated, sample_rate)
+    score = inception_score(probabilities, splits=splits)
+    distance = None
+    if reference is not None:
+        reference_features, _ = classify(classifier, reference, sample_rate)
+        distance = frechet_distance(feature_statistics(features), feature_statistics(reference_features))
+    accuracy = None if labels is None else float((probabilities.argmax(axis=1) == np.asarray(labels)).mean())
+    protocol = {
+        "samples": len(generated), "reference_samples": 0 if reference is None else len(reference), "splits": splits,
+        "feature_network": classifier.name, "weights_sha256": classifier.sha256, "features": "penultimate layer",
+        "fit": f"resampled to {classifier.sample_rate} Hz, centred and cut or padded to {classifier.sample_length} samples",
+    }
+    return AudioScores(score.mean, score.std, distance, accuracy, protocol)
+
+
+def package_audio_classifier(run: str | Path, *, command: str, test_accuracy: float, test_clips: int, destination: str | Path | None = None, **details: Any) -> Path:
+    """Copy a trained audio classifier's weights into the package with its card (sha256, accuracy, command)."""
+    from safetensors.torch import save_file
+
+    from aigc.loading import load
+
+    loaded = load(run, weights="model")
+    folder = Path(destination) if destination is not None else weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{PACKAGED_NAME}.safetensors"
+    save_file({key: value.contiguous() for key, value in loaded.module.state_dict().items()}, str(target))
+    card = {
+        "name": PACKAGED_NAME, "file": target.name, "sha256": sha256_file(target),
+        "dataset": loaded.info.config.data.name, "test_accuracy": test_accuracy, "test_clips": test_clips,
+        "config": loaded.info.config.model.model_dump(mode="json"), "training_command": command, **details,
+        "trained_steps": loaded.info.step, "versions": loaded.info.sidecar.get("versions", {}),
+    }
+    atomic_write_text(folder / f"{PACKAGED_NAME}.json", json.dumps(card, indent=2) + "\n")
+    return target
+
+
+def summary(scores: AudioScores) -> str:
+    """One line for a terminal or RESULTS.md."""
+    distance = "-" if scores.frechet_distance is None else f"{scores.frechet_distance:.2f}"
+    return f"{IS_LABEL} {scores.inception_score:.2f} ± {scores.inception_score_std:.2f}, {FD_LABEL} {distance} ({asdict(scores)['protocol']['samples']} clips)"
