@@ -47,6 +47,7 @@ def generate_command(
     stop: list[str] = typer.Option([], "--stop", help="Text: stop at this string (repeatable)."),
     stream: bool = typer.Option(False, "--stream", help="Text: print the text piece by piece as it is generated."),
     param: list[str] = typer.Option([], "--param", help="Any other request field of this model: --param key=value (TOML value; repeatable)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime: a GAN run's ONNX export (aigc optimize RUN --out RUN-onnx --export onnx)."),
 ) -> None:
     """Generate with a trained model. Images: a PNG grid carrying model, seed, label and parameters.
     Text: printed, and saved as a .txt file with a .json record of the prompt, seeds and settings."""
@@ -54,6 +55,10 @@ def generate_command(
     from aigc.loading import load
 
     model = load(run, weights=weights)
+    if backend != "torch":
+        from aigc.optimize.export import with_backend
+
+        model = with_backend(model, backend)
     default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
     if reconstruct is not None:
         target = _checked_target(out or default_folder / f"reconstruct-{reconstruct}.png", force)

@@ -53,6 +53,9 @@ class Plan:
             raise AigcError(f"unknown quantisation {self.quantize!r}", field="--quantize", fix=fix)
         if self.export not in (None, "onnx"):
             raise AigcError(f"unknown export format {self.export!r}", field="--export", fix="use --export onnx")
+        if self.export and self.quantize:
+            raise AigcError("an int8 network has no ONNX export here (quantized::linear_dynamic)", field="--export",
+                            fix="export the float model in one run (--export onnx) and quantise in another")
         if not any((self.prune, self.quantize, self.export)):
             raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",
                             fix="add --quantize dynamic, --prune 0.5 [--structured] [--finetune N] or --export onnx")
@@ -146,12 +149,14 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     checkpoint = save_run(out, original, module, transforms)
     optimized = load(out)
     written = [checkpoint]
+    exported = None
     if plan.export == "onnx":
-        from aigc.optimize.export import export_onnx
+        from aigc.optimize.export import export_onnx, with_onnxruntime
 
         written += export_onnx(optimized, out / "onnx")
+        exported = with_onnxruntime(load(out))
     result_report = None
     if measure:
-        result_report = reporting.compare(original, optimized, settings, measure_quality=measure_quality)
+        result_report = reporting.compare(original, optimized, settings, measure_quality=measure_quality, onnxruntime=exported)
         written += reporting.write(result_report, out)
     return Result(out, checkpoint, transforms, result_report, written)

@@ -115,12 +115,19 @@ def describe(model: LoadedModel) -> dict[str, Any]:
             **parameter_counts(model.module), "file_bytes": weights_bytes(model)}
 
 
-def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = Settings(), *, measure_quality: bool = True) -> dict[str, Any]:
-    """The report's numbers: both models described, timed together and scored."""
+def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = Settings(), *, measure_quality: bool = True,
+            onnxruntime: LoadedModel | None = None) -> dict[str, Any]:
+    """The report's numbers: both models described, timed together and scored; with `onnxruntime` (the
+    optimised run generating through its ONNX export), its latency is timed in the same alternation."""
     rows = {"original": describe(original), "optimized": describe(optimized)}
-    times = latencies([original, optimized], settings)
+    models = [original, optimized] + ([onnxruntime] if onnxruntime is not None else [])
+    times = latencies(models, settings)
     for key, seconds in zip(rows, times):
         rows[key]["latency_s"] = round(seconds, 5)
+    if onnxruntime is not None:
+        onnx_file = onnxruntime.info.checkpoint.parent.parent / "onnx" / "model.onnx"
+        rows["onnxruntime"] = {**rows["optimized"], "model": f"{optimized.info.model_name} (onnxruntime)",
+                               "file_bytes": onnx_file.stat().st_size, "latency_s": round(times[2], 5)}
     if measure_quality:
         for key, model in (("original", original), ("optimized", optimized)):
             rows[key]["quality"] = quality(model, settings)
@@ -130,6 +137,8 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
         "file_bytes": round(first["file_bytes"] / max(second["file_bytes"], 1), 3),
         "speedup": round(first["latency_s"] / max(second["latency_s"], 1e-12), 3),
     }
+    if "onnxruntime" in rows:
+        ratios["speedup_onnxruntime"] = round(first["latency_s"] / max(rows["onnxruntime"]["latency_s"], 1e-12), 3)
     a, b = first.get("quality", {}).get("value"), second.get("quality", {}).get("value")
     if a is not None and b is not None:
         ratios["quality_delta"] = round(b - a, 5)
@@ -145,7 +154,9 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table (one row per model, then the ratios)."""
     lines = ["| model | transforms | parameters (non-zero) | file | latency | quality |", "|---|---|---|---|---|---|"]
-    for key in ("original", "optimized"):
+    for key in ("original", "optimized", "onnxruntime"):
+        if key not in report:
+            continue
         row = report[key]
         score = row.get("quality", {})
         shown = "-" if score.get("value") is None else f"{score['metric']} {score['value']}"
@@ -156,8 +167,9 @@ def markdown(report: dict[str, Any]) -> str:
     ratios = report["ratios"]
     delta = "" if "quality_delta" not in ratios else f", quality {ratios['quality_delta']:+} ({ratios['quality_delta_percent']:+}%)"
     settings = report["settings"]
+    onnx = f" (onnxruntime {ratios['speedup_onnxruntime']}x)" if "speedup_onnxruntime" in ratios else ""
     lines += ["", f"Ratios (original / optimised): parameters {ratios['parameters']}x, file {ratios['file_bytes']}x, "
-              f"speed {ratios['speedup']}x{delta}. Latency: median of {settings['repeats']} generations of the same request "
+              f"speed {ratios['speedup']}x{onnx}{delta}. Latency: median of {settings['repeats']} generations of the same request "
               f"at {settings['threads']} thread(s), the two models alternating; {report['machine']}."]
     return "\n".join(lines) + "\n"
 

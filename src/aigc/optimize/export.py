@@ -1,0 +1,210 @@
+"""--export onnx: the network generation runs, as an ONNX graph, checked against PyTorch with onnxruntime.
+
+    GAN generators   noise [B, noise_dim] (+ labels [B] int64 for class-conditional ones) -> images [B, C, H, W]
+    language models  token ids [B, T] int64 -> logits [B, T, vocab]   (the GPT without its KV cache)
+
+`torch.onnx.export(..., dynamo=True)` traces with torch.export and writes the graph with onnxscript;
+`external_data=False` keeps the weights inside the one .onnx file; the batch (and the text length) are
+dynamic. The parity check runs onnxruntime and PyTorch on the same inputs and fails, saying the
+difference, when they disagree by more than `TOLERANCE`. RUN-small/onnx/onnx.json records inputs,
+outputs, the difference and the versions. `with_onnxruntime(model, folder)` makes a loaded GAN generate
+through the exported graph (`aigc generate RUN --backend onnxruntime`): the family's own `generate`
+draws the noise as always, and the graph replaces its generator network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aigc.errors import AigcError
+from aigc.files import atomic_write_text
+from aigc.loading import LoadedModel
+
+TOLERANCE = 1e-3  # max |onnxruntime - PyTorch| accepted, in output units (images in [-1, 1], logits)
+GRAPH = "model.onnx"
+RECORD = "onnx.json"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """What is exported: the network, example inputs, their names and which axes may vary."""
+
+    network: nn.Module
+    inputs: tuple[Tensor, ...]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic: dict[str, dict[int, str]]  # input name -> {axis: name}
+
+
+class _TokenLogits(nn.Module):
+    """ids [B, T] -> logits [B, T, vocab]: the language model's forward without a cache."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.model(ids)
+
+
+def graph_for(model: LoadedModel) -> Graph:
+    module = model.module
+    generator = getattr(module, "generator", None)
+    if generator is not None and hasattr(generator, "noise_dim") and getattr(generator, "augmentation", None) is None:
+        noise = torch.randn(3, generator.noise_dim, generator=torch.Generator().manual_seed(0))
+        if getattr(generator, "label_embedding", None) is not None:
+            labels = torch.arange(3) % generator.label_embedding.num_embeddings
+            return Graph(generator, (noise, labels), ["noise", "labels"], ["images"], {"noise": {0: "batch"}, "labels": {0: "batch"}})
+        return Graph(generator, (noise,), ["noise"], ["images"], {"noise": {0: "batch"}})
+    from aigc.models.text.common import LanguageModel
+
+    if isinstance(module, LanguageModel) and hasattr(module, "new_caches"):
+        length = min(8, module.config.context_length)
+        ids = torch.randint(0, module.config.vocab_size, (2, length), generator=torch.Generator().manual_seed(0))
+        return Graph(_TokenLogits(module), (ids,), ["ids"], ["logits"], {"ids": {0: "batch", 1: "length"}})
+    raise AigcError(
+        f"no ONNX export for the {model.info.family} family yet: only GAN generators (noise or class label) and the GPT are exported",
+        field="--export", fix="leave --export out for this model",
+    )
+
+
+def _require_packages() -> None:
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise AigcError(f"--export onnx needs {', '.join(missing)}", field="--export", fix="pip install 'aigc[export]' (make installs it)")
+
+
+def _unexportable_ops(network: nn.Module) -> list[str]:
+    """Layers whose kernels have no ONNX form here (int8 layers call quantized::linear_dynamic)."""
+    from aigc.optimize.quantize import Int8Linear
+
+    return [f"{name} (quantized::linear_dynamic)" for name, layer in network.named_modules() if isinstance(layer, Int8Linear)]
+
+
+def export_onnx(model: LoadedModel, folder: Path, *, tolerance: float = TOLERANCE) -> list[Path]:
+    """Write folder/model.onnx and folder/onnx.json; fails when onnxruntime disagrees with PyTorch."""
+    _require_packages()
+    graph = graph_for(model)
+    blocked = _unexportable_ops(graph.network)
+    if blocked:
+        raise AigcError(
+            f"{model.info.model_name} has layers with no ONNX export: {', '.join(blocked[:3])}",
+            field="--export", fix="export the float run (before --quantize), or quantise inside onnxruntime instead",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / GRAPH
+    dynamic = {name: {axis: torch.export.Dim(label, min=1) for axis, label in axes.items()} for name, axes in graph.dynamic.items()}
+    graph.network.eval()
+    quiet = logging.getLogger("torch.onnx")  # it lists torchvision ops it skips: this project has no torchvision
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(graph.network, graph.inputs, dynamo=True, external_data=False,
+                                        input_names=graph.input_names, output_names=graph.output_names,
+                                        dynamic_shapes=tuple(dynamic[name] for name in graph.input_names), verbose=False)
+            program.save(str(path), external_data=False)
+    except Exception as error:  # torch.export names the op it cannot trace or translate
+        raise AigcError(f"{model.info.model_name} could not be exported to ONNX: {str(error).splitlines()[0][:300]}",
+                        field="--export", fix="leave --export out for this model") from None
+    finally:
+        quiet.setLevel(level)
+    difference = parity(graph, path)
+    if difference > tolerance:
+        raise AigcError(f"onnxruntime's outputs differ from PyTorch's by up to {difference:.3g} (tolerance {tolerance:g})",
+                        field="--export", fix="do not ship this graph; report it with the model and torch/onnxruntime versions")
+    record = {
+        "graph": GRAPH, "bytes": path.stat().st_size, "inputs": graph.input_names, "outputs": graph.output_names,
+        "dynamic_axes": graph.dynamic, "max_abs_difference": difference, "tolerance": tolerance, "versions": _versions(),
+        "model": model.info.model_name, "checkpoint_sha256": model.info.checkpoint_sha256,
+    }
+    atomic_write_text(folder / RECORD, json.dumps(record, indent=2) + "\n")
+    return [path, folder / RECORD]
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import onnxscript
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def session(path: Path) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same threads as PyTorch, for fair timings
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def parity(graph: Graph, path: Path) -> float:
+    """Max |onnxruntime - PyTorch| on the example inputs and on inputs of another batch size."""
+    runtime = session(path)
+    worst = 0.0
+    for inputs in (graph.inputs, tuple(torch.cat([t, t[:1]]) for t in graph.inputs)):  # batch 3 -> 4: the dynamic axis
+        expected = graph.network(*inputs).float().numpy()
+        (got,) = runtime.run(None, {name: t.numpy() for name, t in zip(graph.input_names, inputs)})
+        worst = max(worst, float(abs(got - expected).max()))
+    return worst
+
+
+class OnnxRuntimeGenerator(nn.Module):
+    """A GAN generator's forward run by onnxruntime: (noise [B, N], labels [B] or None) -> images [B, C, H, W]."""
+
+    def __init__(self, original: nn.Module, path: Path):
+        super().__init__()
+        self.noise_dim = original.noise_dim
+        self.label_embedding = original.label_embedding  # what the family's generate reads (class count)
+        self.augmentation = None
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # the family reads the device from a parameter
+        self.runtime = session(path)
+        self.input_names = [i.name for i in self.runtime.get_inputs()]
+
+    def forward(self, noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        feeds = {"noise": noise.float().numpy()}
+        if "labels" in self.input_names:
+            feeds["labels"] = labels.long().numpy()
+        (images,) = self.runtime.run(None, feeds)
+        return torch.from_numpy(images)
+
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def with_backend(model: LoadedModel, backend: str) -> LoadedModel:
+    """`aigc generate --backend`: "torch" (as loaded) or "onnxruntime" (the run's ONNX export)."""
+    if backend not in BACKENDS:
+        raise AigcError(f"unknown backend {backend!r}", field="--backend", fix=f"use one of: {', '.join(BACKENDS)}")
+    return model if backend == "torch" else with_onnxruntime(model)
+
+
+def with_onnxruntime(model: LoadedModel, folder: Path | None = None) -> LoadedModel:
+    """`model` generating through its exported graph (RUN/onnx/model.onnx) instead of PyTorch."""
+    _require_packages()
+    folder = folder or model.info.checkpoint.parent.parent / "onnx"
+    path = folder / GRAPH
+    if not path.is_file():
+        raise AigcError(f"{path} does not exist: this run has no ONNX export", field="--backend",
+                        fix=f"export it first: aigc optimize RUN --out RUN-onnx --export onnx, then generate from RUN-onnx")
+    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    if record.get("checkpoint_sha256") != model.info.checkpoint_sha256:
+        raise AigcError(f"{path} was exported from other weights than {model.info.checkpoint}", field="--backend",
+                        fix="export this run again with --export onnx")
+    generator = getattr(model.module, "generator", None)
+    if generator is None or record.get("inputs", [None])[0] != "noise":
+        raise AigcError(f"--backend onnxruntime generates with GAN generators only; {model.info.family} runs through PyTorch",
+                        field="--backend", fix="leave --backend out")
+    model.module.generator = OnnxRuntimeGenerator(generator, path)
+    return model
