@@ -53,6 +53,7 @@ def generate_command(
     Text: printed, and saved as a .txt file with a .json record of the prompt, seeds and settings."""
     from aigc.generation import pipeline
     from aigc.loading import load
+    from aigc.safety import default_policy
 
     model = load(run, weights=weights)
     if backend != "torch":
@@ -88,7 +89,7 @@ def generate_command(
     if stream:
         if not pipeline.can_stream(model.module, request):
             raise AigcError("--stream prints one sampled text as it is made", field="--stream", fix="use it with a text model, -n 1 and no --beams; or leave --stream out")
-        streamed = pipeline.stream(model.module, request, info=model.info)
+        streamed = pipeline.stream(model.module, request, info=model.info, policy=default_policy())
         for piece in streamed:
             sys.stdout.write(piece)
             sys.stdout.flush()
@@ -96,7 +97,7 @@ def generate_command(
         artifact = streamed.artifact
     else:
         with _progress_bar() as progress:
-            artifact = model.generate(request, progress=progress)
+            artifact = model.generate(request, policy=default_policy(), progress=progress)
         if modality == "text":
             separator = "\n" + "-" * 40 + "\n"
             print(separator.join(artifact.texts))  # the text on stdout; where it was saved on stderr

@@ -14,7 +14,22 @@ from aigc.generation.pipeline import GenerationPolicy
 from aigc.safety.moderation import Decision, Finding, ModerationCheck, ModerationError, moderate, moderator_for
 from aigc.safety.settings import SafetySettings
 
-__all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_policy", "moderate"]
+__all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_policy", "moderate", "moderate_request"]
+
+
+def moderate_request(request, settings: SafetySettings | None = None, prefix: str = "") -> list[Decision]:
+    """The moderation decisions for a request's prompts, refusing a blocked one with a ModerationError
+    whose field is `prefix` + the request field (the studio calls this when a job is submitted, with
+    prefix "params.", so a refusal is a 4xx before anything is queued)."""
+    settings = settings or SafetySettings.from_env()
+    if not settings.moderation:
+        return []
+    check = ModerationCheck(moderator_for(None if settings.policy_file is None else str(settings.policy_file)), warn=False)
+    try:
+        check(request)
+    except ModerationError as error:
+        raise ModerationError(error.decision, field=prefix + (error.field or "prompt")) from None
+    return check.decisions
 
 
 def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:

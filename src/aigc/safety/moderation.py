@@ -399,6 +399,7 @@ class ModerationCheck:
     warns (AigcWarning) for a warned one."""
 
     moderator: Moderator
+    warn: bool = True  # False: return the warned decisions in `decisions` without a Python warning
     decisions: list[Decision] = field(default_factory=list)  # the last request's decisions, for a job record
 
     def __call__(self, request: Any, info: Any = None) -> None:
@@ -410,6 +411,6 @@ class ModerationCheck:
             decision = decisions[text]
             if decision.action == "block":
                 raise ModerationError(decision, field=name)
-        for decision in self.decisions:
+        for decision in self.decisions if self.warn else ():
             if decision.action == "warn":
                 warnings.warn(AigcWarning(f"moderation: {decision.explain()}"), stacklevel=2)

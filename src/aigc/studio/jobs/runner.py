@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 
 from aigc.errors import AigcError
 from aigc.generation import pipeline
+from aigc.safety import default_policy
 from aigc.studio.db.models import Artifact, Job, utcnow
 from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, lease_until, worker_identity
 from aigc.studio.services import Services
@@ -95,7 +96,7 @@ def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lo
         services.events.publish(job_id)
 
     with lock:
-        streamed = pipeline.stream(model.module, request, info=model.info)
+        streamed = pipeline.stream(model.module, request, info=model.info, policy=default_policy())
         for piece in streamed:
             pieces.append(piece)
             if time.monotonic() - last >= services.settings.stream_flush_seconds:
@@ -167,7 +168,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
             output = streamed
         else:
             with lock:
-                output = model.generate(chunk, progress=_StepProgress(services, job_id, worker_id, made, chunk.count, total))
+                output = model.generate(chunk, policy=default_policy(), progress=_StepProgress(services, job_id, worker_id, made, chunk.count, total))
         files = [] if indices <= stored else output.files()
         keys = services.store.put_many([(file.data, file.suffix) for file in files])
         made += chunk.count
