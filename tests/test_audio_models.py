@@ -28,7 +28,7 @@ GANS = [name for name in AUDIO if "critic_steps" in aigc.registry.get_model(name
 
 
 def test_the_audio_families_are_registered():
-    assert {"wavegan", "specgan"} <= set(AUDIO)
+    assert {"wavegan", "specgan"} <= set(GANS) and "audio-vae" in AUDIO
 
 
 class Snapshot(Callback):
@@ -36,7 +36,7 @@ class Snapshot(Callback):
         self.initial = {name: p.detach().clone() for name, p in state.model.named_parameters()}
 
 
-@pytest.fixture(scope="module", params=AUDIO)
+@pytest.fixture(scope="module", params=GANS)
 def trained(request, tmp_path_factory):
     """(family, run folder) of a tiny class-conditional run, with the parameters it started from."""
     snapshot = Snapshot()
@@ -145,8 +145,8 @@ def test_the_gradient_penalty_is_per_sample_for_waveforms():
 def test_specgan_keeps_the_training_moments_in_its_checkpoint(tmp_path):
     result = train_tiny("specgan", tmp_path / "run")
     module = aigc.load(result.run_dir).module
-    assert bool(module.moments_ready)
-    assert module.bin_mean.abs().sum() > 0 and not torch.allclose(module.bin_std, torch.ones_like(module.bin_std))
+    assert bool(module.standardize.ready)
+    assert module.standardize.mean.abs().sum() > 0 and not torch.allclose(module.standardize.std, torch.ones_like(module.standardize.std))
     # They are the per-bin moments of real log-mel: normalising real clips gives values in [-1, 1].
     from aigc.data import load_dataset
 
@@ -169,3 +169,29 @@ def test_cli_writes_eight_sevens_as_one_wav_with_provenance(trained, tmp_path):
     assert record["labels"] == [7] * 8 and record["seeds"] == list(range(8)) and record["model"].startswith(family)
     out_of_range = subprocess.run([sys.executable, "-m", "aigc", "generate", str(result.run_dir), "--label", "12", "--out", str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=120)
     assert out_of_range.returncode == 2 and "label 12 is out of range" in out_of_range.stderr and "Traceback" not in out_of_range.stderr
+
+
+# ------------------------------------------------------------------------------------------ the audio VAE
+
+
+@pytest.mark.parametrize("beta", ["1.0", "0.0"])  # the VAE, and the plain autoencoder
+def test_audio_vae_trains_generates_per_seed_and_reconstructs(tmp_path, beta):
+    snapshot = Snapshot()
+    result = train_tiny("audio-vae", tmp_path / "run", f"model.beta={beta}", callbacks=[snapshot])
+    model = aigc.load(result.run_dir)
+    weights = dict(model.module.named_parameters())
+    for network in ("encoder", "decoder"):
+        assert any(not torch.equal(snapshot.initial[n], weights[n]) for n in weights if n.startswith(network)), network
+    assert np.isfinite(result.metrics["val/log_spectral_distance_db"]) and result.metrics["val/log_spectral_distance_db"] > 0
+    first = model.generate(AudioRequest(count=3, seed=5))
+    assert first.waveforms.shape == (3, 1024) and first.labels is None
+    np.testing.assert_array_equal(first.waveforms, aigc.load(result.run_dir).generate(AudioRequest(count=3, seed=5)).waveforms)
+    np.testing.assert_allclose(model.generate(AudioRequest(count=1, seed=7)).waveforms[0], first.waveforms[2], atol=1e-6)
+    with pytest.raises(AigcError, match="unconditional"):
+        model.generate(AudioRequest(count=1, seed=0, labels=[1]))
+    from aigc.data.audio import make_tones
+
+    clips, _ = make_tones(4, 16_000, 1024, seed=9)
+    rebuilt = model.module.reconstruct(clips.astype(np.float32) / 32768)
+    assert rebuilt.waveforms.shape == (4, 1024) and rebuilt.parameters["reconstruction"] is True
+    assert bool(model.module.standardize.ready)  # the training moments travelled in the checkpoint

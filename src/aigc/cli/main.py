@@ -195,10 +195,13 @@ from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
 from aigc.cli.safety import moderate_command, verify_command  # noqa: E402
+from aigc.cli.stylize import stylize_command, translate_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
 from aigc.studio.cli import studio_app, worker  # noqa: E402
 
 app.command("generate")(generate_command)
+app.command("stylize")(stylize_command)
+app.command("translate")(translate_command)
 app.command("optimize")(optimize_command)
 app.command("moderate")(moderate_command)
 app.command("verify")(verify_command)

@@ -5,6 +5,7 @@ the same way. Everything is in `aigc.signal.spectral`; the names below are its p
 """
 
 from aigc.signal.spectral import (
+    BinStandardizer,
     Spectrogram,
     frame_count,
     griffin_lim,
@@ -19,6 +20,7 @@ from aigc.signal.spectral import (
 )
 
 __all__ = [
+    "BinStandardizer",
     "Spectrogram",
     "frame_count",
     "griffin_lim",

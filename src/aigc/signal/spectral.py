@@ -194,3 +194,30 @@ class Spectrogram:
         magnitudes, then Griffin-Lim for the phase."""
         magnitude = mel_to_linear(torch.clamp(torch.exp(log_mel) - self.floor, min=0.0), self.filterbank)
         return griffin_lim(magnitude, self.n_fft, self.hop_length, iterations=iterations, length=length, generator=generator)
+
+
+class BinStandardizer(torch.nn.Module):
+    """Per-frequency-bin standardisation of log spectrograms [B, bins, frames], with the moments kept.
+
+    SpecGAN (Donahue et al. 2019, §4) normalises each bin by its mean and standard deviation over the
+    training data, clips at +-`clip` standard deviations and divides by `clip`, so values lie in [-1, 1].
+    The moments are set from the first batch seen in training mode (frames x clips of real audio) and
+    are buffers: they travel in the checkpoint, and generation needs no data."""
+
+    def __init__(self, bins: int, clip: float = 3.0):
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("mean", torch.zeros(bins))
+        self.register_buffer("std", torch.ones(bins))
+        self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, spectrogram: Tensor) -> Tensor:
+        if self.training and not bool(self.ready):
+            self.mean.copy_(spectrogram.mean(dim=(0, 2)))
+            self.std.copy_(spectrogram.std(dim=(0, 2)).clamp_min(1e-3))  # a constant bin (silence) must not divide by 0
+            self.ready.fill_(True)
+        normalised = (spectrogram - self.mean[:, None]) / self.std[:, None]
+        return normalised.clamp(-self.clip, self.clip) / self.clip
+
+    def inverse(self, normalised: Tensor) -> Tensor:
+        return normalised * self.clip * self.std[:, None] + self.mean[:, None]

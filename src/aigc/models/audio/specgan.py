@@ -7,7 +7,7 @@ linear-frequency; mel bands here give the 2-D network a smaller, perceptually sp
                     standardised with its mean and standard deviation over the training clips, clipped to
                     +-3 standard deviations and divided by 3, so it lies in [-1, 1] like the tanh output
     moments         computed from the first training batch (frames x clips of real audio) and stored as
-                    buffers, so they travel in the checkpoint and generation needs no data
+                    buffers (aigc.signal.BinStandardizer), so they travel in the checkpoint
     networks        the DCGAN generator and critic of models/image/gan.py at image_size = n_mels, one
                     channel; no normalisation in the critic (the gradient penalty is per sample)
     loss            WGAN-GP, 5 critic steps (AudioGAN in wavegan.py, as in the paper)
@@ -25,7 +25,7 @@ from aigc.config import BaseConfig
 from aigc.models.audio.wavegan import AudioGAN, Conditioned
 from aigc.models.image.gan import ConvFeatures, ConvGenerator, GANConfig, init_dcgan_weights
 from aigc.registry import register_model
-from aigc.signal import Spectrogram
+from aigc.signal import BinStandardizer, Spectrogram
 
 
 class SpecGANConfig(BaseConfig):
@@ -64,10 +64,7 @@ class SpecGAN(AudioGAN):
         super().__init__(config)
         self.spectrogram = Spectrogram(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
         self.apply(init_dcgan_weights)
-        # Per-mel-bin moments of the training log-mel (SpecGAN §4), set by the first training batch.
-        self.register_buffer("bin_mean", torch.zeros(config.n_mels))
-        self.register_buffer("bin_std", torch.ones(config.n_mels))
-        self.register_buffer("moments_ready", torch.zeros((), dtype=torch.bool))
+        self.standardize = BinStandardizer(config.n_mels, config.clip_std)  # per-mel-bin moments, in the checkpoint
 
     def build_networks(self, in_features: int) -> tuple[nn.Module, nn.Module]:
         image = GANConfig(architecture="dcgan", image_size=self.config.n_mels, channels=1, width=self.config.width, discriminator_norm="none")
@@ -79,24 +76,21 @@ class SpecGAN(AudioGAN):
         return self.spectrogram.log_mel(audio[:, 0])[..., : self.config.n_mels]
 
     def to_model_space(self, audio: Tensor) -> Tensor:
-        spec = self.log_mel(audio)
-        if not bool(self.moments_ready):
-            self.bin_mean.copy_(spec.mean(dim=(0, 2)))
-            self.bin_std.copy_(spec.std(dim=(0, 2)).clamp_min(1e-3))  # a constant bin (silence) must not divide by 0
-            self.moments_ready.fill_(True)
-        clip = self.config.clip_std
-        normalised = (spec - self.bin_mean[:, None]) / self.bin_std[:, None]
-        return (normalised.clamp(-clip, clip) / clip).unsqueeze(1)  # [B, 1, n_mels, frames] in [-1, 1]
+        return self.standardize(self.log_mel(audio)).unsqueeze(1)  # [B, 1, n_mels, frames] in [-1, 1]
 
     def to_waveforms(self, samples: Tensor, generators: list[torch.Generator]) -> Tensor:
-        clip = self.config.clip_std
-        log_mel = samples[:, 0].float() * clip * self.bin_std[:, None] + self.bin_mean[:, None]  # [B, n_mels, frames]
-        log_mel = torch.cat([log_mel, log_mel[..., -1:]], dim=-1)  # the dropped last frame, repeated
-        waveforms = [
-            self.spectrogram.invert_log_mel(spec.cpu(), self.config.sample_length, iterations=self.config.griffin_lim_iterations, generator=phase)
-            for spec, phase in zip(log_mel, generators)  # each clip's start phase from its own seed
-        ]
-        return torch.stack(waveforms)  # [B, T]
+        return log_mel_to_waveforms(self.spectrogram, self.standardize.inverse(samples[:, 0].float()), self.config, generators)
+
+
+def log_mel_to_waveforms(spectrogram: Spectrogram, log_mel: Tensor, config, generators: list[torch.Generator]) -> Tensor:
+    """[B, n_mels, frames - 1] log-mel -> [B, sample_length] waveforms by Griffin-Lim, each clip's start
+    phase from its own generator (so clip i depends on its seed alone)."""
+    log_mel = torch.cat([log_mel, log_mel[..., -1:]], dim=-1)  # the dropped last frame, repeated
+    waveforms = [
+        spectrogram.invert_log_mel(spec.cpu(), config.sample_length, iterations=config.griffin_lim_iterations, generator=phase)
+        for spec, phase in zip(log_mel, generators)
+    ]
+    return torch.stack(waveforms)  # [B, T]
 
 
 register_model("specgan", modality="audio", config=SpecGANConfig, description="SpecGAN: a DCGAN on normalised log-mel spectrograms, inverted with Griffin-Lim, WGAN-GP (Donahue et al. 2019)")(SpecGAN)
