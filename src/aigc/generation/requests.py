@@ -189,3 +189,49 @@ class DiffusionImageRequest(LatentImageRequest):
 
 class TextToImageRequest(DiffusionImageRequest, PromptImageRequest):
     """Text-to-image diffusion: a prompt, plus the sampling settings of DiffusionImageRequest."""
+
+
+MAX_STYLE_SIZE = 2048  # pixels on the long side: a 2048x2048 Gatys run is already minutes on a GPU
+
+
+class StyleRequest(GenerationRequest):
+    """Style transfer: a content image painted in the style of one or more style images (aigc.models.style).
+
+    Images are file paths (any format `aigc.data.image_files.read_image` reads; the studio passes its stored
+    uploads). Several styles blend by `style_weights` (AdaIN, Gatys); a fast network has its style built in.
+    Sample i uses seed + i (only what starts from noise, e.g. Gatys with init="noise", depends on it).
+    """
+
+    count: int = Field(1, ge=1, le=8)  # images; they differ only where the method draws noise
+    content: str  # path of the content image
+    style: list[str] = []  # paths of the style images (none for a trained fast network)
+    style_weights: list[float] | None = None  # one per style image, blended in proportion (default: equal)
+    alpha: float = Field(1.0, ge=0.0, le=1.0)  # 0 = the content unchanged, 1 = fully stylised
+    size: int = Field(512, ge=64, le=MAX_STYLE_SIZE)  # long side of the output, in pixels
+    preserve_color: bool = False  # keep the content's colours: only the luminance is stylised
+
+    @field_validator("style_weights")
+    @classmethod
+    def _weights_positive(cls, weights: list[float] | None) -> list[float] | None:
+        if weights is not None and (not weights or any(w < 0 for w in weights) or sum(weights) <= 0):
+            raise ValueError("style weights are >= 0 and not all 0, one per style image")
+        return weights
+
+    @model_validator(mode="after")
+    def _one_weight_per_style(self) -> "StyleRequest":
+        if self.style_weights is not None and len(self.style_weights) != len(self.style):
+            raise ValueError(f"{len(self.style_weights)} style weights for {len(self.style)} style images: give one weight per style image")
+        return self
+
+    def blend(self) -> list[float]:
+        """The style weights, summing to 1."""
+        weights = self.style_weights or [1.0] * len(self.style)
+        return [w / sum(weights) for w in weights]
+
+
+class TranslateRequest(GenerationRequest):
+    """Unpaired image-to-image translation (CycleGAN): one image from domain A to B, or back."""
+
+    count: int = Field(1, ge=1, le=1)
+    image: str  # path of the image to translate
+    direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
