@@ -134,7 +134,7 @@ def test_a_text_export_keeps_the_tokenizer_drops_the_tied_copy_and_can_store_flo
     from helpers import train_tiny
 
     run = train_tiny("gpt", tmp_path / "run").run_dir
-    entry = zoo.export(run, "tiny-text", preset="gpt-tiny", overrides=[], precision="float16", data_source="built in",
+    entry = zoo.export(run, "tiny-text", preset="gpt-tiny", overrides=[], description="tiny", precision="float16", data_source="built in",
                        license="test", metrics={"val/nats_per_char": 3.0}, zoo_dir=tmp_path / "zoo")
     folder = tmp_path / "zoo" / "tiny-text" / "weights"
     with safe_open(str(folder / "model.safetensors"), "pt") as weights:
@@ -154,4 +154,4 @@ def test_a_text_export_keeps_the_tokenizer_drops_the_tied_copy_and_can_store_flo
         torch.testing.assert_close(by_name.module(ids), by_run.module(ids), atol=1e-2, rtol=1e-2)
     # a re-export (what `aigc models retrain` does) keeps the precision, data source and licence
     again = zoo.export(run, "tiny-text", preset="gpt-tiny", overrides=[], zoo_dir=tmp_path / "zoo")
-    assert (again.precision, again.data_source, again.license) == ("float16", "built in", "test")
+    assert (again.precision, again.data_source, again.license, again.description) == ("float16", "built in", "test", entry.description)

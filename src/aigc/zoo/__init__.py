@@ -94,8 +94,9 @@ def export(
 ) -> ZooEntry:
     """Copy a run's latest weights (EMA when present) into a weights-only checkpoint in the zoo.
 
-    data_source, license and precision left as None keep what the manifest already says for `name`
-    (so `aigc models retrain` keeps them); `metrics` are measured figures added to the training logs'."""
+    An empty description and data_source, license and precision left as None keep what the manifest
+    already says for `name` (so `aigc models retrain` and a re-export keep them); `metrics` are measured
+    figures added to the training logs'."""
     manifest_path = zoo_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     previous = manifest.get(name, {})
@@ -130,7 +131,7 @@ def export(
         preset=preset,
         family=sidecar["family"],
         modality=sidecar.get("modality", "image"),
-        description=description,
+        description=description or previous.get("description", ""),
         overrides=list(overrides),
         steps=int(sidecar["step"]),
         minutes=round(minutes, 2),
