@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from aigc.errors import AigcError, AigcWarning
 
@@ -90,18 +91,57 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-read
     if as_json:
         print(json.dumps({"families": families, "presets": presets, "zoo": zoo_entries}, indent=2))
         return
-    table = Table("family", "modality", "description", title="Model families")
-    for family in families:
-        table.add_row(family["name"], family["modality"], family["description"])
-    console.print(table)
-    table = Table("preset", "family", "dataset", "description", title="Presets (aigc train PRESET)")
-    for preset in presets:
-        table.add_row(preset["name"], preset["family"], preset["dataset"], preset["description"])
-    console.print(table)
-    table = Table("name", "family", "steps", "minutes", "description", title="Zoo: trained models, offline (aigc generate NAME)")
-    for entry in zoo_entries:
-        table.add_row(entry["name"], entry["family"], str(entry["steps"]), str(entry["minutes"]), entry["description"])
-    console.print(table)
+    console.print(_one_line_table("Model families", ("family", "modality"), [(f["name"], f["modality"], f["description"]) for f in families]))
+    console.print(_one_line_table("Presets (aigc train PRESET)", ("preset", "family"), [(p["name"], p["family"], f"[{p['dataset']}] {p['description']}") for p in presets]))
+    rows = [(e["name"], e["family"], str(e["steps"]), e["description"]) for e in zoo_entries]
+    console.print(_one_line_table("Zoo: trained models, offline (aigc generate NAME)", ("name", "family", "steps"), rows))
+    console.print("Full descriptions: aigc models show NAME (or --json).", highlight=False)
+
+
+def _one_line_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    """One row per entry whatever the terminal's width (80 columns included): the names are never cut (they are
+    what you type), the description, last, is cut with an ellipsis; `aigc models show NAME` prints it whole."""
+    widths = [max([len(column), *(len(row[index]) for row in rows)]) for index, column in enumerate(columns)]
+    room = max(console.width - sum(widths) - 2 * len(widths), 12)  # two spaces between columns
+    table = Table(title=title, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for column, width in zip(columns, widths):
+        table.add_column(column, no_wrap=True, width=width)
+    table.add_column("description", no_wrap=True)
+    for *names, description in rows:
+        cut = description if len(description) <= room else description[: room - 1] + "…"
+        table.add_row(*(Text(text) for text in (*names, cut)))  # Text: a "[dataset]" is words, not markup
+    return table
+
+
+@models_app.command("show")
+def models_show(name: str = typer.Argument(..., help="A family, preset or zoo model name from `aigc models list`.")) -> None:
+    """Everything about one family, preset or zoo model: description, settings, data, how it was trained."""
+    from aigc import zoo
+    from aigc.config import list_presets, read_preset_or_file
+    from aigc.errors import ConfigError
+    from aigc.registry import list_models
+
+    found = False
+    entry = zoo.get_entry(name)
+    if entry is not None:
+        found = True
+        console.print(f"[bold]zoo model {entry.name}[/] ({entry.family}, step {entry.steps}, {entry.minutes} training minutes)\n{entry.description}", highlight=False)
+        console.print(f"make it again: {entry.command}", highlight=False)
+        for key, value in asdict(entry).items():
+            if key not in ("name", "family", "steps", "minutes", "description", "path") and value not in (None, "", [], {}):
+                console.print(f"  {key}: {value}", highlight=False)
+    if name in list_presets():
+        found = True
+        raw = read_preset_or_file(name)
+        console.print(f"[bold]preset {name}[/] (family {raw.get('family')}, data {raw.get('data', {}).get('name', 'mnist')})\n{raw.get('description', '')}", highlight=False)
+        console.print(f"train it: aigc train {name} --out runs/{name}", highlight=False)
+    family = next((spec for spec in list_models() if spec.name == name), None)
+    if family is not None:
+        found = True
+        console.print(f"[bold]family {family.name}[/] ({family.modality})\n{family.description}", highlight=False)
+        console.print(f"presets: {', '.join(p for p in list_presets() if read_preset_or_file(p).get('family') == name) or 'none'}", highlight=False)
+    if not found:
+        raise ConfigError(f"no family, preset or zoo model is called {name!r}", field="NAME", fix="see `aigc models list`")
 
 
 @models_app.command("export")
