@@ -45,19 +45,35 @@ NOT_MARKED_EXIT = 1  # `aigc verify` exits 1 when no watermark is found
 
 
 def verify_command(
-    file: Path = typer.Argument(..., help="A generated image (PNG, JPEG, ...)."),
+    file: Path = typer.Argument(..., help="A generated image (PNG, JPEG, ...) or text (.txt, with --model)."),
     key: Optional[str] = typer.Option(None, "--key", help="The watermark key (default: AIGC_WATERMARK_KEY, else the public key)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Text: the model that may have written it (its tokenizer), e.g. gpt-shakespeare."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Check FILE for aigc's invisible watermark and read the provenance it carries; say what each proves.
     Exits 1 when no watermark is found."""
     from aigc.errors import AigcError
     from aigc.safety.settings import SafetySettings
-    from aigc.safety.verify import verify
+    from aigc.safety.verify import verify, verify_text
 
     if not file.is_file():
-        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image")
-    report = verify(file.read_bytes(), str(file), key or SafetySettings.from_env().watermark_key)
+        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image or text")
+    key = key or SafetySettings.from_env().watermark_key
+    if file.suffix.lower() == ".txt":
+        if model is None:
+            raise AigcError("a text's watermark is read with the tokenizer of the model that wrote it", field="--model", fix="add --model NAME (a zoo name or a run folder), e.g. --model gpt-shakespeare")
+        from aigc.loading import load
+
+        module = load(model).module
+        if not hasattr(module, "tokenizer"):
+            raise AigcError(f"{model} is not a text model", field="--model", fix="name the language model that generated the text")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise AigcError(f"{file} is not UTF-8 text", field="FILE", fix="give the .txt file aigc generate wrote") from None
+        report = verify_text(text, module.tokenizer, module.config.vocab_size, key)
+    else:
+        report = verify(file.read_bytes(), str(file), key)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
     else:

@@ -17,6 +17,7 @@ Processing order of the logits at each step (the usual one, as in Hugging Face `
     2. repetition penalty over the prompt and the text so far (Keskar et al. 2019, CTRL, §4.1,
        https://arxiv.org/abs/1909.05858): a seen token's logit is divided by the penalty when positive,
        multiplied when negative
+       then the logit hooks a generation policy sets for the call (`logit_hooks`: a text watermark)
     3. temperature: logits / T (T = 0 means greedy: take the argmax)
     4. top-k: keep the k largest logits
     5. top-p (Holtzman et al. 2019, https://arxiv.org/abs/1904.09751): keep the smallest set of most likely
@@ -26,6 +27,8 @@ Processing order of the logits at each step (the usual one, as in Hugging Face `
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol, Sequence
 
@@ -43,6 +46,19 @@ class DecodingSession(Protocol):
 
 
 StartFunction = Callable[[int], tuple[DecodingSession, Tensor]]
+LogitHook = Callable[[Tensor, Sequence[Sequence[int]]], Tensor]  # (logits [rows, vocab], history per row) -> logits
+
+# Set by the generation pipeline for one call (a context variable, so threads and jobs never mix).
+_logit_hooks: contextvars.ContextVar[tuple[LogitHook, ...]] = contextvars.ContextVar("aigc_logit_hooks", default=())
+
+
+@contextlib.contextmanager
+def logit_hooks(hooks: Sequence[LogitHook]) -> Iterator[None]:
+    token = _logit_hooks.set(tuple(hooks))
+    try:
+        yield
+    finally:
+        _logit_hooks.reset(token)
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,8 @@ def next_token_distribution(logits: Tensor, history: Sequence[Sequence[int]], re
     each row's prompt + new tokens, `generated` the number of new tokens (the same for every row)."""
     logits = forbid_special_tokens(logits.float().clone(), request, generated)
     logits = apply_repetition_penalty(logits, history, request.repetition_penalty)
+    for hook in _logit_hooks.get():
+        logits = hook(logits, history)
     if request.greedy:
         return logits
     logits = logits / request.temperature

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from pydantic import BaseModel, ValidationError
 
 from aigc.errors import AigcError
+from aigc.generation.decoding import LogitHook, logit_hooks
 from aigc.generation.progress import Progress, listening
 
 if TYPE_CHECKING:
@@ -31,10 +32,12 @@ ArtifactHook = Callable[[Any, Any, "RunInfo | None"], Any]  # (artifact, request
 
 @dataclass(frozen=True)
 class GenerationPolicy:
-    """What happens around `model.generate`: request checks before it, artifact hooks after it."""
+    """What happens around `model.generate`: request checks before it, artifact hooks after it, and logit
+    hooks inside a text model's decoding (generation/decoding.py: a text watermark)."""
 
     before: tuple[RequestCheck, ...] = ()
     after: tuple[ArtifactHook, ...] = ()
+    logits: tuple[LogitHook, ...] = ()
 
 
 def validate(model: Any, request: Any) -> Any:
@@ -79,7 +82,7 @@ def generate(model: Any, request: Any, *, info: "RunInfo | None" = None, policy:
     request = validate(model, request)
     for check in policy.before if policy else ():
         check(request, info)
-    with listening(progress):
+    with listening(progress), logit_hooks(policy.logits if policy else ()):
         artifact = model.generate(request)
     return _finish(artifact, request, info, policy)
 
@@ -93,8 +96,9 @@ class TextStream:
         self.artifact: Any = None
 
     def __iter__(self) -> Iterator[str]:
-        streamed = self._model.stream(self._request)
-        yield from streamed
+        with logit_hooks(self._policy.logits if self._policy else ()):
+            streamed = self._model.stream(self._request)
+            yield from streamed
         self.artifact = _finish(streamed.sample, self._request, self._info, self._policy)
 
 

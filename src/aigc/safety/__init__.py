@@ -35,11 +35,15 @@ def moderate_request(request, settings: SafetySettings | None = None, prefix: st
 def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
     """The generation policy for these settings (default: from the environment, SafetySettings.from_env)."""
     settings = settings or SafetySettings.from_env()
-    before, after = [], []
+    before, after, logits = [], [], []
     if settings.moderation:
         before.append(ModerationCheck(moderator_for(None if settings.policy_file is None else str(settings.policy_file))))
     if settings.watermark:
         from aigc.safety.watermark.image import ImageWatermark
 
-        after.append(ImageWatermark(settings.watermark_key))
-    return GenerationPolicy(before=tuple(before), after=tuple(after))
+        from aigc.safety.watermark.text import TextWatermark
+
+        text_mark = TextWatermark(settings.watermark_key)
+        after += [ImageWatermark(settings.watermark_key), text_mark.record]
+        logits.append(text_mark)
+    return GenerationPolicy(before=tuple(before), after=tuple(after), logits=tuple(logits))

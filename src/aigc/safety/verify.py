@@ -1,10 +1,12 @@
 """What a file can prove about where it came from: `verify(data, name, key)` reads an image (any format
 Pillow opens) and reports its invisible watermark and the provenance text it carries, each with what it
-proves. `aigc verify FILE` prints it; the studio can call it on an upload.
+proves; `verify_text(text, tokenizer, vocab, key)` does the same for text from a language model.
+`aigc verify FILE` prints it; the studio can call it on an upload.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -75,3 +77,21 @@ def verify(data: bytes, name: str, key: str = PUBLIC_WATERMARK_KEY) -> Verificat
         statements.append("metadata: none (stripped, or not made by aigc).")
     detection = {**asdict(result), "scheme": SCHEME, "key": "public" if public else "given"}
     return Verification("image", detection, metadata, statements)
+
+
+def verify_text(text: str, tokenizer: Any, vocab: int, key: str = PUBLIC_WATERMARK_KEY) -> Verification:
+    """Check a text for the key's green-list watermark, retokenised with the tokenizer of the model that
+    may have written it (the green lists are over that model's vocabulary)."""
+    from aigc.safety.watermark.text import SCHEME, detect_text
+
+    if not text.strip():
+        raise AigcError("the text is empty", field="file", fix="give a generated text file")
+    result = detect_text(tokenizer.encode(text), vocab, key)
+    public = key == PUBLIC_WATERMARK_KEY
+    if result.present:
+        statement = result.explain() + (". It shows the text was sampled with aigc's public key (anyone can detect it, and anyone could add it)."
+                                        if public else ". It shows the text was sampled with this key.")
+    else:
+        statement = result.explain() + ". Short texts (under ~50 tokens), edited text or another model's tokenizer give low z; absence proves nothing."
+    detection = {**dataclasses.asdict(result), "scheme": SCHEME, "key": "public" if public else "given"}
+    return Verification("text", detection, {}, [statement])
