@@ -76,7 +76,7 @@ def test_finetuning_runs_through_the_loop_and_pruned_weights_stay_zero(gan_run, 
     out = tmp_path / "sparse"
     result = optimize(gan_run, out, Plan(prune=0.5, finetune=3), measure=False)
     record = result.transforms[0]
-    assert record["finetune"]["steps"] == 3 and "training step" in record["finetune"]["objective"]
+    assert record["finetune"]["steps"] == 3 and "output matching" in record["finetune"]["objective"]
     assert (out / "finetune" / "metrics.jsonl").is_file() and not (out / "finetune" / "checkpoints").exists()
     before = aigc.load(gan_run).module.state_dict()
     after = aigc.load(out).module.state_dict()
@@ -87,9 +87,18 @@ def test_finetuning_runs_through_the_loop_and_pruned_weights_stay_zero(gan_run, 
     assert any(not torch.equal(after[name], before[name] * (after[name] != 0)) for name in layers)  # it trained
 
 
-def test_a_run_without_its_discriminator_fine_tunes_by_matching_the_unpruned_generator(gan_run, tmp_path):
+def test_an_optimised_run_is_optimised_again_and_its_transforms_accumulate(gan_run, tmp_path):
     narrow = tmp_path / "narrow"
     optimize(gan_run, narrow, Plan(prune=0.25, structured=True), measure=False)  # its checkpoint leaves the discriminator out
     result = optimize(narrow, tmp_path / "narrower", Plan(prune=0.3, finetune=2), measure=False)
     assert "output matching" in result.transforms[-1]["finetune"]["objective"]
     assert [t["name"] for t in aigc.load(tmp_path / "narrower").info.sidecar["transforms"]] == ["prune-channels", "prune"]
+
+
+def test_a_language_model_fine_tunes_with_its_own_training_step(tmp_path):
+    train_tiny("gpt", tmp_path / "gpt")
+    result = optimize(tmp_path / "gpt", tmp_path / "sparse", Plan(prune=0.5, finetune=2), measure=False)
+    assert "the family's training step" in result.transforms[0]["finetune"]["objective"]
+    weights = aigc.load(tmp_path / "sparse").module.state_dict()
+    layers = result.transforms[0]["layers"]
+    assert sum(int((weights[n] == 0).sum()) for n in layers) >= 0.5 * sum(weights[n].numel() for n in layers)

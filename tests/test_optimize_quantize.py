@@ -13,7 +13,7 @@ import aigc
 from aigc.errors import AigcError, CheckpointError
 from aigc.generation.text import TextRequest
 from aigc.optimize.pipeline import Plan, optimize
-from aigc.optimize.quantize import Int8Linear, quantize_dynamic
+from aigc.optimize.quantize import Int8Embedding, Int8Linear, quantize_dynamic
 from aigc.optimize.report import Settings
 from helpers import train_tiny
 
@@ -44,19 +44,33 @@ def test_int8_linear_matches_the_float_layer_within_int8_error_and_stores_one_by
     assert torch.equal(copy(x), quantized)  # packed again from the loaded buffers, same kernel, same numbers
 
 
+def test_int8_embedding_rows_are_the_float_rows_within_half_a_step_and_its_tied_layer_shares_them():
+    torch.manual_seed(0)
+    table = nn.Embedding(10, 6)
+    layer = Int8Embedding.from_embedding(table)
+    ids = torch.tensor([[3, 3, 9]])
+    assert (layer(ids) - table(ids)).abs().max() <= layer.weight_scale.max() / 2 + 1e-7
+    output = layer.tied_linear()
+    assert output.weight_int8.data_ptr() == layer.weight_int8.data_ptr()
+    x = torch.randn(2, 6)
+    assert (output(x) - x @ table.weight.T).abs().max() < 0.05 * (x @ table.weight.T).abs().max()
+
+
 def test_a_quantised_gpt_run_loads_smaller_generates_and_keeps_its_validation_loss(gpt_run, tmp_path):
     out = tmp_path / "gpt-int8"
-    with pytest.warns(UserWarning, match="stay float32.*output"):  # tied to the embedding: int8 would add bytes
-        result = optimize(gpt_run, out, Plan(quantize="dynamic"), settings=FAST)
+    result = optimize(gpt_run, out, Plan(quantize="dynamic"), settings=FAST)
+    assert result.transforms[0]["tied"] == {"output": "token_embedding"} and result.transforms[0]["float_layers"] == []
     report = json.loads((out / "optimize.json").read_text())
     assert report["original"]["quality"]["metric"] == "val nats/char"
     assert abs(report["ratios"]["quality_delta_percent"]) < 2
-    assert report["ratios"]["file_bytes"] > 2  # 1 byte per Linear weight instead of 4 (embeddings stay float)
+    assert report["ratios"]["file_bytes"] > 3  # 1 byte per weight instead of 4, plus a scale per row
     assert "| original:" in (out / "optimize.md").read_text()
     loaded = aigc.load(out)
     assert [t["name"] for t in loaded.info.sidecar["transforms"]] == ["quantize-dynamic"]
     assert isinstance(loaded.module.blocks[0].attention.qkv, Int8Linear)
-    assert loaded.module.output.weight is loaded.module.token_embedding.weight  # the tie is rebuilt
+    # The tie is rebuilt: the output layer computes with the embedding's own int8 rows (stored once).
+    assert loaded.module.output.weight_int8 is loaded.module.token_embedding.weight_int8
+    assert torch.equal(loaded.module.output.weight_int8, aigc.load(out).module.token_embedding.weight_int8)
     request = TextRequest(prompt="the ", max_tokens=12, seed=3)
     first, second = loaded.generate(request), aigc.load(out).generate(request)
     assert first.texts == second.texts and first.token_counts[0] > 0

@@ -1,8 +1,7 @@
 """Knowledge distillation objectives, as networks the one training loop trains (STYLE.md #6).
 
 `OutputMatching` (a GAN generator learns to draw what a teacher draws from the same noise): how a pruned
-generator recovers when the run's discriminator is not at hand (zoo models ship the generator alone), and
-the objective of a generator student. The teacher is frozen; only the student's generator has an optimizer.
+generator recovers (see finetune.py for why not adversarially), and the objective of a generator student. The teacher is frozen; only the student's generator has an optimizer.
 """
 
 from __future__ import annotations

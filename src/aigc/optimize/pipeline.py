@@ -140,9 +140,7 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     if plan.finetune:
         from aigc.optimize.finetune import finetune  # the training side, only when asked for
 
-        left_out = tuple(original.info.sidecar.get("left_out", ()))
-        module, record = finetune(module, original.info.config, plan.finetune, out / "finetune", masks=masks,
-                                  teacher=original.module, left_out=left_out)
+        module, record = finetune(module, original.info.config, plan.finetune, out / "finetune", masks=masks, teacher=original.module)
         transforms[-1]["finetune"] = record
     if plan.quantize == "dynamic":
         transforms.append(quantize.quantize_dynamic(module))

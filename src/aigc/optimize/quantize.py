@@ -12,8 +12,9 @@ state dict and packs them for the kernel on first use. `torch.ao.quantization` i
 in favour of torchao's `quantize_`; torchao 0.18 installs for torch 2.13 CPU but fails to load two of its
 native libraries here and stores tensor subclasses that safetensors cannot hold, so it is not used.
 
-Convolutions, embeddings and norms have no dynamic int8 kernel: they stay float32, and the record (and a
-warning) names them. Quantise last: an int8 network is for generation, not for further training.
+Embedding tables are stored as int8 rows too (weight-only: a lookup dequantises its rows), and an output
+layer tied to one shares its int8 rows. Convolutions, recurrent layers and norms have no dynamic int8
+kernel here: they stay float32, and the record (and a warning) names them. Quantise last: an int8 network is for generation, not for further training.
 """
 
 from __future__ import annotations
@@ -45,10 +46,9 @@ class Int8Linear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "Int8Linear":
-        weight = linear.weight.detach().float()
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None)
-        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127  # [out]
-        layer.weight_int8.copy_(torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        weight_int8, scale = _int8_rows(linear.weight.detach().float())  # rows of W are output channels
+        layer.weight_int8.copy_(weight_int8)
         layer.weight_scale.copy_(scale)
         if linear.bias is not None:
             layer.bias.copy_(linear.bias.detach())
@@ -81,14 +81,57 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, int8"
 
 
+class Int8Embedding(nn.Module):
+    """An embedding table stored as int8 rows with a float32 scale per row; looked-up rows are dequantised.
+
+    A language model's output layer tied to the table (GPT, `tie_weights`) becomes an Int8Linear that shares
+    these very buffers: the per-row scales of the table are the per-output-channel scales of the layer."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.register_buffer("weight_int8", torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
+        self.register_buffer("weight_scale", torch.ones(num_embeddings))
+
+    @classmethod
+    def from_embedding(cls, embedding: nn.Embedding) -> "Int8Embedding":
+        layer = cls(embedding.num_embeddings, embedding.embedding_dim)
+        rows = _int8_rows(embedding.weight.detach().float())
+        layer.weight_int8.copy_(rows[0])
+        layer.weight_scale.copy_(rows[1])
+        return layer
+
+    @property
+    def weight(self) -> Tensor:
+        """The table dequantised (float32), for code that reads the embedding's values or dtype."""
+        return self.weight_int8.float() * self.weight_scale[:, None]
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.weight_int8[ids].float() * self.weight_scale[ids].unsqueeze(-1)  # [..., dim]
+
+    def tied_linear(self, bias: bool = False) -> Int8Linear:
+        """An output layer over this table (logits = x E^T) that shares its int8 rows and scales."""
+        layer = Int8Linear(self.embedding_dim, self.num_embeddings, bias)
+        layer.weight_int8, layer.weight_scale = self.weight_int8, self.weight_scale  # the same tensors, not copies
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, int8"
+
+
+def _int8_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric int8 per row: (int8 [rows, cols], float32 scale [rows]) with scale = max |row| / 127."""
+    scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+    return torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8), scale
+
+
 def quantize_dynamic(module: nn.Module) -> dict:
     """Replace every Linear layer generation uses by an Int8Linear, in place; the transform's record."""
     layers = generation_modules(module)
-    # An output layer tied to an embedding stays float: an int8 copy would add bytes, not remove them.
-    embedded = {id(layer.weight) for _, layer in layers if isinstance(layer, nn.Embedding)}
-    linear = [path for path, layer in layers if type(layer) is nn.Linear and id(layer.weight) not in embedded]
-    float_layers = [path for path, layer in layers if isinstance(layer, FLOAT_KINDS)
-                    or (type(layer) is nn.Linear and id(layer.weight) in embedded)]
+    embeddings = {id(layer.weight): path for path, layer in layers if type(layer) is nn.Embedding}
+    tied = {path: embeddings[id(layer.weight)] for path, layer in layers if type(layer) is nn.Linear and id(layer.weight) in embeddings}
+    linear = [path for path, layer in layers if type(layer) is nn.Linear and path not in tied]
+    float_layers = [path for path, layer in layers if isinstance(layer, FLOAT_KINDS)]
     if not linear:
         raise AigcError(
             f"{type(module).__name__} has no Linear layer to quantise dynamically; its layers with weights "
@@ -97,13 +140,18 @@ def quantize_dynamic(module: nn.Module) -> dict:
         )
     for path in linear:
         set_submodule(module, path, Int8Linear.from_linear(module.get_submodule(path)))
+    for path in embeddings.values():  # weight-only int8: a lookup needs no matrix kernel
+        set_submodule(module, path, Int8Embedding.from_embedding(module.get_submodule(path)))
+    for path, table in tied.items():
+        set_submodule(module, path, module.get_submodule(table).tied_linear(module.get_submodule(path).bias is not None))
     if float_layers:
         warnings.warn(
-            f"--quantize dynamic: {len(float_layers)} layer(s) stay float32 (no dynamic int8 kernel, or tied to an embedding): {', '.join(float_layers[:8])}"
+            f"--quantize dynamic: {len(float_layers)} layer(s) have no dynamic int8 kernel and stay float32: {', '.join(float_layers[:8])}"
             + (", ..." if len(float_layers) > 8 else ""),
             AigcWarning, stacklevel=2,
         )
-    return {"name": NAME, "scheme": SCHEME, "layers": linear, "float_layers": float_layers}
+    return {"name": NAME, "scheme": SCHEME, "layers": linear, "embeddings": sorted(embeddings.values()), "tied": tied,
+            "float_layers": float_layers}
 
 
 def rebuild(module: nn.Module, record: dict) -> nn.Module:
@@ -116,6 +164,11 @@ def rebuild(module: nn.Module, record: dict) -> nn.Module:
                 field="transforms", fix="the checkpoint and its config come from different versions; optimise the run again",
             )
         set_submodule(module, path, Int8Linear(layer.in_features, layer.out_features, layer.bias is not None))
+    for path in record.get("embeddings", []):
+        layer = get_submodule(module, path)
+        set_submodule(module, path, Int8Embedding(layer.num_embeddings, layer.embedding_dim))
+    for path, table in record.get("tied", {}).items():
+        set_submodule(module, path, get_submodule(module, table).tied_linear(get_submodule(module, path).bias is not None))
     return module
 
 

@@ -47,7 +47,8 @@ def parameter_counts(module: torch.nn.Module) -> dict[str, int]:
     values = [t for name, t in module.state_dict(keep_vars=False).items()
               if not name.startswith(skip) and (t.is_floating_point() or t.dtype == torch.int8) and not name.endswith(("running_mean", "running_var", "weight_scale"))]
     unique = {t.data_ptr(): t for t in values}.values()  # tied weights count once
-    return {"parameters": sum(t.numel() for t in unique), "nonzero": sum(int(t.count_nonzero()) for t in unique)}
+    return {"parameters": sum(t.numel() for t in unique), "nonzero": sum(int(t.count_nonzero()) for t in unique),
+            "memory_bytes": sum(t.numel() * t.element_size() for t in unique)}  # as loaded: float32 4 bytes, int8 1
 
 
 def weights_bytes(model: LoadedModel) -> int:
@@ -135,6 +136,7 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
     ratios = {
         "parameters": round(first["parameters"] / max(second["parameters"], 1), 3),
         "file_bytes": round(first["file_bytes"] / max(second["file_bytes"], 1), 3),
+        "memory_bytes": round(first["memory_bytes"] / max(second["memory_bytes"], 1), 3),
         "speedup": round(first["latency_s"] / max(second["latency_s"], 1e-12), 3),
     }
     if "onnxruntime" in rows:
@@ -153,7 +155,7 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table (one row per model, then the ratios)."""
-    lines = ["| model | transforms | parameters (non-zero) | file | latency | quality |", "|---|---|---|---|---|---|"]
+    lines = ["| model | transforms | parameters (non-zero) | weights in memory | file | latency | quality |", "|---|---|---|---|---|---|---|"]
     for key in ("original", "optimized", "onnxruntime"):
         if key not in report:
             continue
@@ -162,13 +164,13 @@ def markdown(report: dict[str, Any]) -> str:
         shown = "-" if score.get("value") is None else f"{score['metric']} {score['value']}"
         lines.append(
             f"| {key}: {row['model']} | {', '.join(row['transforms']) or '-'} | {row['parameters']:,} ({row['nonzero']:,}) "
-            f"| {row['file_bytes'] / 1e6:.3f} MB | {row['latency_s'] * 1e3:.1f} ms | {shown} |"
+            f"| {row['memory_bytes'] / 1e6:.3f} MB | {row['file_bytes'] / 1e6:.3f} MB | {row['latency_s'] * 1e3:.1f} ms | {shown} |"
         )
     ratios = report["ratios"]
     delta = "" if "quality_delta" not in ratios else f", quality {ratios['quality_delta']:+} ({ratios['quality_delta_percent']:+}%)"
     settings = report["settings"]
     onnx = f" (onnxruntime {ratios['speedup_onnxruntime']}x)" if "speedup_onnxruntime" in ratios else ""
-    lines += ["", f"Ratios (original / optimised): parameters {ratios['parameters']}x, file {ratios['file_bytes']}x, "
+    lines += ["", f"Ratios (original / optimised): parameters {ratios['parameters']}x, weights in memory {ratios['memory_bytes']}x, file {ratios['file_bytes']}x, "
               f"speed {ratios['speedup']}x{onnx}{delta}. Latency: median of {settings['repeats']} generations of the same request "
               f"at {settings['threads']} thread(s), the two models alternating; {report['machine']}."]
     return "\n".join(lines) + "\n"

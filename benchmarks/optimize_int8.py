@@ -1,0 +1,99 @@
+"""Where int8 pays on this CPU: float32 nn.Linear against aigc's Int8Linear (the kernel of
+torch.ao.quantization.quantize_dynamic), and the GPT against its `aigc optimize --quantize dynamic` copy.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/optimize_int8.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/optimize_int8.py --gpt gpt-shakespeare --int8 runs/gpt-int8
+
+1. One Linear layer (width x width), rows of input 1 / 16 / 256: median microseconds per call.
+2. The GPT's forward over [B, 128] tokens (scoring, prompt prefill) for B = 1, 8, 32, and generating 64
+   tokens one at a time with the KV cache (batch 1): median seconds, float32 and int8 in alternation.
+Same threads for both (torch.set_num_threads(--threads)). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+
+import aigc
+from aigc.generation.text import TextRequest
+from aigc.optimize.quantize import Int8Linear
+
+
+def median_seconds(function, repeats: int, budget: float = 0.2) -> float:
+    """Median over `repeats` rounds of the mean time of as many calls as fit in `budget` seconds."""
+    function()
+    rounds = []
+    for _ in range(repeats):
+        calls, started = 0, time.perf_counter()
+        while True:
+            function()
+            calls += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= budget:
+                break
+        rounds.append(elapsed / calls)
+    return statistics.median(rounds)
+
+
+@torch.inference_mode()
+def linear_table(widths, rows_list, repeats: int) -> list[dict]:
+    table = []
+    for width in widths:
+        layer = nn.Linear(width, width)
+        quantized = Int8Linear.from_linear(layer)
+        for rows in rows_list:
+            x = torch.randn(rows, width)
+            fp32 = median_seconds(lambda: layer(x), repeats)
+            int8 = median_seconds(lambda: quantized(x), repeats)
+            table.append({"width": width, "rows": rows, "fp32_us": round(fp32 * 1e6, 1), "int8_us": round(int8 * 1e6, 1),
+                          "speedup": round(fp32 / int8, 2)})
+    return table
+
+
+@torch.inference_mode()
+def gpt_table(fp32_name: str, int8_name: str, batches, repeats: int) -> dict:
+    fp32, int8 = aigc.load(fp32_name), aigc.load(int8_name)
+    length = fp32.module.config.context_length
+    vocab = fp32.module.config.vocab_size
+    forward = []
+    for batch in batches:
+        ids = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0))
+        a = median_seconds(lambda: fp32.module(ids), repeats)
+        b = median_seconds(lambda: int8.module(ids), repeats)
+        forward.append({"batch": batch, "tokens": batch * length, "fp32_s": round(a, 5), "int8_s": round(b, 5), "speedup": round(a / b, 2)})
+    request = TextRequest(prompt="ROMEO:", max_tokens=64, min_tokens=64, seed=0)
+    a = median_seconds(lambda: fp32.generate(request), repeats, budget=0.0)
+    b = median_seconds(lambda: int8.generate(request), repeats, budget=0.0)
+    generation = {"tokens": 64, "fp32_s": round(a, 4), "int8_s": round(b, 4), "speedup": round(a / b, 2)}
+    return {"fp32": fp32_name, "int8": int8_name, "forward": forward, "generate_batch1_kv_cache": generation}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpt", default=None, help="a float GPT run or zoo name (e.g. gpt-shakespeare)")
+    parser.add_argument("--int8", default=None, help="its `aigc optimize --quantize dynamic` run folder")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(args.threads)
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.backends.quantized.engine} engine",
+        "threads": args.threads,
+        "linear": linear_table((128, 512, 1024), (1, 16, 256), args.repeats),
+    }
+    if args.gpt and args.int8:
+        report["gpt"] = gpt_table(args.gpt, args.int8, (1, 8, 32), args.repeats)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
