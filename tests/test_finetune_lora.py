@@ -141,3 +141,42 @@ def test_unsupported_layers_and_empty_patterns_are_clear_errors(family, targets,
         train_tiny(family, tmp_path / "run", f"train.lora={{targets={json.dumps(targets)}}}")
     assert error.value.field == "train.lora.targets"
     assert "LoRA can take:" in str(error.value) or "narrow the pattern to these layers:" in str(error.value)
+
+
+def _first_adaptable_layer(family: str, *overrides: str) -> str | None:
+    """The first Linear/Conv2d of a family's tiny network that LoRA can take (outside its training-only part)."""
+    from aigc.data import load_dataset
+    from aigc.loading import build_model
+    from aigc.registry import get_model
+    from aigc.training.loop import _fill_from_data
+    from helpers import tiny
+
+    config = tiny(family, *overrides)
+    _fill_from_data(config, load_dataset(config.data, config.model))
+    model = build_model(config)
+    skip = tuple(getattr(get_model(family).model_class, "training_only", ()))
+    for name, module in model.named_modules():
+        if type(module) in (nn.Linear, nn.Conv2d) and not name.startswith(skip):
+            try:
+                add_lora(copy.deepcopy(model), LoRAConfig(targets=[name]))
+            except ConfigError:
+                continue
+            return name
+    return None
+
+
+@pytest.mark.parametrize("family", [spec.name for spec in __import__("aigc.registry", fromlist=["list_models"]).list_models()])
+def test_every_family_trains_lora_adapters_and_loads_them_merged(family, tmp_path):
+    # A recurrent LM's only Linear is its output layer, tied to the embedding unless asked otherwise.
+    extra = [] if _first_adaptable_layer(family) else ["model.tie_weights=false"]
+    target = _first_adaptable_layer(family, *extra)
+    assert target is not None, f"{family} has no layer LoRA can take"
+    result = train_tiny(family, tmp_path / "run", f"train.lora={{rank=2, targets=[{json.dumps(target)}]}}", "train.max_steps=2", *extra)
+    adapter = weights(result.checkpoint, "adapter")
+    assert sorted(adapter) == [f"{target}.lora_a", f"{target}.lora_b"]
+    sidecar = ckpt.read_sidecar(result.checkpoint)
+    stem = "ema" if "ema.safetensors" in sidecar["files"] else "model"
+    loaded = aigc.load(result.run_dir).module.state_dict()
+    expected = ckpt.merge_adapter({**weights(result.checkpoint, stem), **({} if stem == "ema" else adapter)}, sidecar["lora"]["scale"])
+    assert loaded.keys() == expected.keys()
+    assert all(torch.allclose(loaded[k].float(), expected[k].float(), atol=1e-6) for k in loaded)
