@@ -9,6 +9,7 @@ from aigc.data import text as _text  # noqa: F401  (registers the text datasets)
 from aigc.data import captions as _captions  # noqa: F401  (registers the captioned image datasets)
 from aigc.data import emoji as _emoji  # noqa: F401  (registers the Twemoji dataset)
 from aigc.data import audio as _audio  # noqa: F401  (registers the audio datasets)
+from aigc.data import style_sets as _style_sets  # noqa: F401  (registers the style-transfer photos)
 from aigc.data.bundle import BatchSource, DatasetBundle, split_indices
 from aigc.errors import DataError
 from aigc.registry import get_dataset
