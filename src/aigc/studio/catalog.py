@@ -110,12 +110,15 @@ def describe_checkpoint(name: str, path: str | Path, description: str = "") -> M
     # The family decides which labels it takes (a conditional GAN's classes, a class-conditional diffusion
     # model's, or the captioned classes a text-to-image model maps to prompts): ask an unweighted instance.
     num_classes = getattr(spec.model_class(config.model), "num_classes", None)
+    # An optimised run (`aigc optimize`) says on its card what was done to it.
+    transforms = [t.get("name", "?") for t in sidecar.get("transforms", []) if isinstance(t, dict)]
+    applied = f" (optimised: {', '.join(transforms)})" if transforms else ""
     return ModelEntry(
         name=name,
         path=str(path),
         family=spec.name,
         modality=spec.modality,
-        description=description or spec.description,
+        description=(description or spec.description) + applied,
         request_class=request_class,
         num_classes=num_classes,
         checkpoint=str(checkpoint),
