@@ -39,7 +39,7 @@ def nats_per_char(model, prompt: str, text: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=150)
     args = parser.parse_args()
     model = aigc.load("gpt-shakespeare")
@@ -48,7 +48,7 @@ def main() -> None:
     policies = {"unmarked": None, f"marked (gamma {GAMMA}, delta {DELTA})": GenerationPolicy(logits=(mark,), after=(mark.record,))}
     started = time.perf_counter()
     print(f"gpt-shakespeare ({vocab}-token BPE), {args.samples} samples of {args.tokens} tokens, temperature 0.8, per setting")
-    print("| text | z mean | z min | z max | detected (z >= 4) | nats/char under the model |")
+    print("| text | z mean | z min | z max | detected (z >= 4) | nats/char under the model (mean +- s.e.) |")
     print("|---|---|---|---|---|---|")
     for name, policy in policies.items():
         zs, costs = [], []
@@ -59,7 +59,7 @@ def main() -> None:
             zs.append(detection.z)
             costs.append(nats_per_char(model, prompt, sample.text))
         zs_array = np.array(zs)
-        print(f"| {name} | {zs_array.mean():.2f} | {zs_array.min():.2f} | {zs_array.max():.2f} | {int((zs_array >= 4).sum())}/{len(zs)} | {np.mean(costs):.3f} |")
+        print(f"| {name} | {zs_array.mean():.2f} | {zs_array.min():.2f} | {zs_array.max():.2f} | {int((zs_array >= 4).sum())}/{len(zs)} | {np.mean(costs):.3f} +- {np.std(costs, ddof=1) / np.sqrt(len(costs)):.3f} |")
     short = [detect_text(model.module.tokenizer.encode(model.generate(TextRequest(prompt="ROMEO:", max_tokens=n, seed=99, temperature=0.8), policy=policies[list(policies)[1]]).text), vocab, KEY).z for n in (25, 50, 100)]
     print(f"z of one marked sample by length: 25 tokens {short[0]:.2f}, 50 tokens {short[1]:.2f}, 100 tokens {short[2]:.2f}")
     print(f"({time.perf_counter() - started:.0f} s)")
