@@ -7,8 +7,9 @@ share of clips heard as their requested digit, and generation speed as a real-ti
 the test split (other held-out speakers), the ceiling a generator is compared with (report ratios to it,
 as the published SC09 anchors are on another classifier and scale). Each run generates `--count` clips
 (labels cycling 0..9 for conditional models, seeds 0..count-1) through the one generation path and is
-scored against the test split. Real-time factor = seconds of audio made per second of wall time, timed
-over the same generation (one process, batches of `--batch`). Prints one JSON object.
+scored against the test split (`aigc.metrics.audio.evaluate_audio_run`). Real-time factor = seconds of
+audio made per second of wall time, timed over the same generation (one process, batches of `--batch`).
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -17,38 +18,10 @@ import argparse
 import json
 import os
 import platform
-import time
 
-import numpy as np
 import torch
 
-import aigc
-from aigc.config import DataConfig
-from aigc.data import load_dataset
-from aigc.generation.requests import AudioRequest
-from aigc.metrics.audio import load_digit_classifier, score_clips
-
-
-def split_clips(name: str, split: str, sample_rate: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    geometry = type("Geometry", (), {"sample_rate": sample_rate, "sample_length": length})()
-    data = getattr(load_dataset(DataConfig(name=name), geometry), split)
-    return data.clips.numpy().astype(np.float32) / 32768, data.labels.numpy()
-
-
-def generate(run: str, count: int, batch: int) -> tuple[np.ndarray, list[int] | None, int, float, dict]:
-    model = aigc.load(run)
-    waveforms, labels, seconds = [], [], 0.0
-    for start in range(0, count, batch):
-        size = min(batch, count - start)
-        conditional = getattr(model.module, "num_classes", None)
-        request = AudioRequest(count=size, seed=start, labels=[(start + i) % 10 for i in range(size)] if conditional else None)
-        began = time.perf_counter()
-        clip = model.generate(request)
-        seconds += time.perf_counter() - began
-        waveforms.append(clip.waveforms)
-        labels += clip.labels or []
-    info = {"step": model.info.step, "family": model.info.family, "parameters": sum(p.numel() for name, p in model.module.named_parameters() if not name.startswith("discriminator."))}
-    return np.concatenate(waveforms), labels or None, clip.sample_rate, seconds, info
+from aigc.metrics.audio import evaluate_audio_run, load_digit_classifier, reference_clips, score_clips
 
 
 def main() -> None:
@@ -63,17 +36,14 @@ def main() -> None:
 
     torch.manual_seed(0)
     classifier = load_digit_classifier(args.classifier)
-    reference, _ = split_clips(args.dataset, "test", classifier.sample_rate, classifier.sample_length)
+    reference, _ = reference_clips(args.dataset, "test", classifier)
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), torch {torch.__version__}", "reference": f"{args.dataset} test split ({len(reference)} clips)"}
     if args.real:
-        real, labels = split_clips(args.dataset, "val", classifier.sample_rate, classifier.sample_length)
+        real, labels = reference_clips(args.dataset, "val", classifier)
         scores = score_clips(real, reference, classifier, sample_rate=classifier.sample_rate, labels=labels.tolist())
         results["real (val split)"] = scores.to_dict()
     for run in args.runs:
-        waveforms, labels, rate, seconds, info = generate(run, args.count, args.batch)
-        scores = score_clips(waveforms, reference, classifier, sample_rate=rate, labels=labels)
-        audio_seconds = waveforms.shape[0] * waveforms.shape[1] / rate
-        results[run] = {**scores.to_dict(), **info, "generation_seconds": round(seconds, 2), "real_time_factor": round(audio_seconds / seconds, 1)}
+        results[run] = evaluate_audio_run(run, count=args.count, batch_size=args.batch, dataset=args.dataset, classifier=classifier)
     print(json.dumps(results, indent=2, default=float))
 
 

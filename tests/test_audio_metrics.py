@@ -49,6 +49,18 @@ def test_clips_are_fitted_to_the_classifier(tone_classifier):
     assert probabilities.shape == (40, 10) and (probabilities.argmax(axis=1) == labels).mean() > 0.8
 
 
+def test_a_run_is_generated_scored_and_timed_with_its_protocol(tone_classifier, tmp_path):
+    from aigc.metrics.audio import evaluate_audio_run
+
+    run = train_tiny("wavegan", tmp_path / "gan", "model.conditional=true")
+    result = evaluate_audio_run(run.run_dir, count=30, batch_size=7, dataset="tones", classifier=tone_classifier)
+    assert 1 <= result[IS_LABEL] <= 10 and result[FD_LABEL] > 0 and 0 <= result["label_accuracy"] <= 1
+    assert result["protocol"]["samples"] == 30 and result["protocol"]["reference"] == "tones test split"
+    assert result["real_time_factor"] > 0 and result["step"] == 4
+    again = evaluate_audio_run(run.run_dir, count=30, batch_size=30, dataset="tones", classifier=tone_classifier)
+    assert again[FD_LABEL] == pytest.approx(result[FD_LABEL], rel=1e-6)  # seeded clips: the same score whatever the batch size
+
+
 def test_bad_input_is_a_clear_error(tone_classifier, tmp_path):
     with pytest.raises(AigcError, match="waveforms"):
         classify(tone_classifier, np.zeros(100, np.float32), 16_000)

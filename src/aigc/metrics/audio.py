@@ -165,3 +165,48 @@ def summary(scores: AudioScores) -> str:
     """One line for a terminal or RESULTS.md."""
     distance = "-" if scores.frechet_distance is None else f"{scores.frechet_distance:.2f}"
     return f"{IS_LABEL} {scores.inception_score:.2f} ± {scores.inception_score_std:.2f}, {FD_LABEL} {distance} ({asdict(scores)['protocol']['samples']} clips)"
+
+
+def reference_clips(dataset: str, split: str, classifier: DigitClassifier) -> tuple[np.ndarray, np.ndarray]:
+    """(float waveforms [N, T], labels) of a dataset split, at the classifier's rate and length."""
+    from types import SimpleNamespace
+
+    from aigc.config import DataConfig
+    from aigc.data import load_dataset
+
+    geometry = SimpleNamespace(sample_rate=classifier.sample_rate, sample_length=classifier.sample_length)
+    data = getattr(load_dataset(DataConfig(name=dataset), geometry), split)
+    if data is None or len(data) < 2:
+        raise AigcError(f"dataset {dataset} has no {split} split to compare with", field="--reference-split", fix="use test or val")
+    return data.clips.numpy().astype(np.float32) / 32768, data.labels.numpy()
+
+
+def evaluate_audio_run(run: str | Path, *, count: int = 1000, seed: int = 0, batch_size: int = 50, dataset: str = "spoken-digits",
+                       reference_split: str = "test", classifier: DigitClassifier | None = None) -> dict[str, Any]:
+    """Generate `count` clips with a trained audio model (seeds seed.., labels cycling 0..K-1 for conditional
+    models) through the one generation path, score them against a real split, and time the generation
+    (real-time factor = seconds of audio per second of wall time)."""
+    import time
+
+    from aigc.generation.requests import AudioRequest
+    from aigc.loading import load
+
+    classifier = classifier or load_digit_classifier()
+    model = load(run)
+    classes = getattr(model.module, "num_classes", None)
+    waveforms, labels, seconds, rate = [], [], 0.0, None
+    for start in range(0, count, batch_size):
+        size = min(batch_size, count - start)
+        request = AudioRequest(count=size, seed=seed + start, labels=[(start + i) % classes for i in range(size)] if classes else None)
+        began = time.perf_counter()
+        clip = model.generate(request)
+        seconds += time.perf_counter() - began
+        waveforms.append(clip.waveforms)
+        labels += clip.labels or []
+        rate = clip.sample_rate
+    generated = np.concatenate(waveforms)
+    reference, _ = reference_clips(dataset, reference_split, classifier)
+    scores = score_clips(generated, reference, classifier, sample_rate=rate, labels=labels or None)
+    scores.protocol.update(reference=f"{dataset} {reference_split} split", seed=seed)
+    audio_seconds = generated.shape[0] * generated.shape[1] / rate
+    return {**scores.to_dict(), "model": model.info.model_name, "step": model.info.step, "generation_seconds": round(seconds, 2), "real_time_factor": round(audio_seconds / seconds, 1)}
