@@ -128,8 +128,8 @@ def test_requests_that_are_one_piece_do_not_split():
 
 def test_diffusion_reports_each_sampling_step():
     steps = []
-    aigc.load("t2i-diffusion-mnist").generate(TextToImageRequest(count=1, seed=0, prompt="a two", sample_steps=4), progress=lambda done, total: steps.append((done, total)))
-    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    aigc.load("t2i-diffusion-mnist").generate(TextToImageRequest(count=1, seed=0, prompt="a two", sample_steps=4), progress=lambda done, total, preview: steps.append((done, total, preview().shape)))
+    assert steps == [(1, 4, (1, 28, 28, 1)), (2, 4, (1, 28, 28, 1)), (3, 4, (1, 28, 28, 1)), (4, 4, (1, 28, 28, 1))]  # previews: the x0 estimates
 
 
 def test_image_files_are_what_save_each_writes(cgan, tmp_path):

@@ -178,6 +178,31 @@ def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, t
     page.wait_for_function(f"async () => (await (await fetch('{base}/api/v1/jobs?limit=1')).json()).items[0].params.sampler === 'ddpm'", timeout=60_000)
 
 
+def test_a_diffusion_job_shows_its_images_forming_and_then_the_results(serve, browser, tmp_path):
+    """Step-level progress and a preview (each step's estimate of the final images) while the job runs;
+    the results replace the preview."""
+    from aigc import zoo
+    from aigc.studio.catalog import ModelCatalog
+
+    base = serve(ModelCatalog.from_paths({"emoji": str(zoo.resolve("t2i-diffusion-emoji"))}), progress_seconds=0.05, preview_seconds=0.1)
+    page = browser.new_page()
+    page.goto(base)
+    page.wait_for_selector("[data-testid=model] option[value=emoji]", state="attached")
+    page.select_option("[data-testid=model]", "emoji")
+    page.fill("[data-testid=field-prompt]", "一个笑脸")
+    page.fill("[data-testid=field-count]", "4")
+    page.fill("[data-testid=field-seed]", "0")
+    page.fill("[data-testid=field-sample_steps]", "100")  # long enough (seconds) that the page sees it form
+    page.click("[data-testid=generate]")
+    page.wait_for_function("() => /step \\d+\\/100/.test(document.getElementById('progress-text').textContent)", timeout=60_000)
+    page.wait_for_function("() => { const p = document.querySelector('[data-testid=preview]'); return p && !p.hidden && p.complete && p.naturalWidth > 0 }", timeout=60_000)
+    width = page.locator("[data-testid=preview]").evaluate("p => p.naturalWidth")
+    assert width == 2 * (32 + 2) + 2  # the 4 images as a 2x2 grid of 32x32 with 2-pixel gaps
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=artifact] img').length === 4", timeout=120_000)
+    page.wait_for_selector("[data-testid=preview]", state="hidden")
+    page.screenshot(path=str(tmp_path / "preview.png"))
+
+
 # Each character drawn alone on a canvas in the page's font: with a CJK font they all differ; without
 # one, each is the same "missing glyph" box as a character no font has.
 RENDERS = """(text) => {

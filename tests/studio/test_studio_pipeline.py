@@ -121,24 +121,60 @@ def test_a_job_requeued_after_a_crash_resumes_and_stores_each_sample_once(make_s
     services.close()
 
 
-def test_diffusion_jobs_report_progress_within_a_chunk(make_settings, tmp_path):
+def test_diffusion_jobs_report_steps_and_previews_that_go_when_the_job_ends(make_settings, tmp_path):
+    import io
+
     from helpers import train_tiny
+    from PIL import Image
 
     from aigc.studio.catalog import ModelCatalog
     from aigc.studio.jobs import queue, runner
     from aigc.studio.services import build_services
 
     catalog = ModelCatalog.from_paths({"noise": str(train_tiny("ddpm", tmp_path / "ddpm").run_dir)})
-    services = build_services(make_settings(workers=0, progress_seconds=1e-9), catalog)
-    seen: list[str] = []
-    services.events.publish = lambda job_id: seen.append(_message(services, job_id))  # read each state as it is written
+    services = build_services(make_settings(workers=0, progress_seconds=1e-9, preview_seconds=1e-9), catalog)
+    seen: list[tuple[str, str | None]] = []
+    previews: dict[str, bytes] = {}
+
+    def record(job_id):  # read each state as it is written
+        with services.db.session() as session:
+            message, key = session.execute(select(Job.message, Job.preview_key).where(Job.id == job_id)).one()
+        seen.append((message, key))
+        if key:
+            previews[key] = services.store.read(key)
+
+    services.events.publish = record
     with services.db.session() as session:
         session.add(Job(id="d1", model="noise", family="ddpm", modality="image", params={"count": 2, "seed": 0, "sample_steps": 6}, batch_key="k", status="queued"))
         session.commit()
     assert queue.claim(services, "d1", queue.worker_identity())
     runner.run_claimed(services, ["d1"], queue.worker_identity())
-    assert [m for m in seen if "step" in m][:2] == ["0/2, step 1/6", "0/2, step 2/6"]
+    assert [m for m, _ in seen if "step" in m][:2] == ["0/2, step 1/6", "0/2, step 2/6"]
+    assert sum(key is not None for _, key in seen) >= 2  # a preview with every step here (the same file while the picture stays the same)
+    for data in previews.values():
+        with Image.open(io.BytesIO(data)) as picture:
+            assert picture.size == (22, 12)  # both 8x8 images in one row with 2-pixel gaps
+    with services.db.session() as session:
+        job = session.get(Job, "d1")
+        assert job.status == "succeeded" and job.preview_key is None
+    assert not any(services.store.exists(key) for key in previews)  # the previews are gone with the job
     services.close()
+
+
+def test_the_preview_endpoint_serves_a_running_jobs_preview_to_its_owner(make_client):
+    client = make_client(workers=0)
+    job = submit(client, "digits", count=1, seed=0)
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["preview_url"] is None
+    assert client.get(f"/api/v1/jobs/{job['id']}/preview").status_code == 404
+    services = client.app.state.services
+    key = services.store.put(b"\x89PNG fake-but-stored", ".png")
+    with services.db.session() as session:
+        session.execute(update(Job).where(Job.id == job["id"]).values(preview_key=key))
+        session.commit()
+    info = client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert info["preview_url"] == f"/api/v1/jobs/{job['id']}/preview"
+    served = client.get(info["preview_url"])
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png" and served.content == b"\x89PNG fake-but-stored"
 
 
 def _message(services, job_id: str) -> str:

@@ -164,7 +164,7 @@ class _progress_bar:
         self._bar = None
         return self._update
 
-    def _update(self, done: int, total: int) -> None:
+    def _update(self, done: int, total: int, preview=None) -> None:
         if self._bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

@@ -88,6 +88,7 @@ class JobInfo(BaseModel):
     progress: float = Field(ge=0, le=1)
     message: str
     partial_text: str | None = Field(None, description="Text generated so far, while a text job streams (count 1, no beams).")
+    preview_url: str | None = Field(None, description="While a diffusion job runs: a PNG of its images as they form (the latest step's estimate).")
     error: str | None
     error_field: str | None
     cancel_requested: bool

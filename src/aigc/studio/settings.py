@@ -50,6 +50,7 @@ class StudioSettings(BaseModel):
     chunk_images: int = Field(8, ge=1, le=1024)  # images generated per step; progress and cancel act between steps
     stream_flush_seconds: float = Field(0.1, gt=0)  # streaming text jobs save the text so far this often
     progress_seconds: float = Field(0.5, gt=0)  # long chunks (diffusion steps) report progress at most this often
+    preview_seconds: float = Field(2.0, gt=0)  # ... and store a preview of the images forming at most this often
     max_images_per_job: int = Field(64, ge=1, le=1024)  # `count` above this is refused
     max_string_chars: int = Field(2000, ge=1)  # prompts and other text parameters
     max_body_bytes: int = Field(64 * 1024, ge=1024)  # request bodies above this get 413

@@ -38,6 +38,7 @@ from aigc.models.layers import (
     preview_request,
     request_noise,
     resolve_condition,
+    to_uint8_images,
 )
 from aigc.registry import register_variant
 from aigc.schedulers import SCHEDULERS
@@ -175,8 +176,9 @@ class Diffusion(nn.Module):
             for done, timestep in enumerate(scheduler.timesteps, 1):  # T-1 ... 0, `steps` of them
                 output = self.predict(sample, int(timestep), condition, null, guidance)
                 step_noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device) if sampler == "ddpm" else None
-                sample = scheduler.step(output, int(timestep), sample, step_noise).prev_sample
-                report_progress(done, len(scheduler.timesteps))
+                stepped = scheduler.step(output, int(timestep), sample, step_noise)
+                sample = stepped.prev_sample
+                report_progress(done, len(scheduler.timesteps), preview=lambda estimate=stepped.pred_original_sample: to_uint8_images(estimate).numpy())
         settings = {"sampler": sampler, "sample_steps": steps} | ({"guidance": guidance} if config.conditioning != "none" else {})
         return image_batch(self, sample, request, seeds, labels, prompts, **settings)
 

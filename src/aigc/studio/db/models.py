@@ -105,6 +105,7 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
     message: Mapped[str] = mapped_column(String(500), default="")
     partial_text: Mapped[str | None] = mapped_column(Text, default=None)  # text so far, while a text job streams
+    preview_key: Mapped[str | None] = mapped_column(String(200), default=None)  # the latest preview PNG while a job runs (diffusion)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     error_field: Mapped[str | None] = mapped_column(String(200), default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

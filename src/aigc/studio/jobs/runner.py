@@ -106,25 +106,65 @@ def _stream_text(services: Services, job_id: str, worker_id: str, model: Any, lo
 
 
 class _StepProgress:
-    """Reports progress inside a chunk (diffusion steps) to the job row, at most every `progress_seconds`."""
+    """Reports progress inside a chunk (diffusion steps) to the job row, at most every `progress_seconds`, and
+    every `preview_seconds` a preview PNG of the images forming (the job's `preview_key`; the previous one is
+    deleted). Previews are only drawn when they will be stored."""
 
-    def __init__(self, services: Services, job_id: str, worker_id: str, done: int, size: int, total: int):
-        self.services, self.job_id, self.worker_id = services, job_id, worker_id
-        self.done, self.size, self.total = done, size, total
-        self._last = time.monotonic()
+    def __init__(self, services: Services, job_id: str, worker_id: str, total: int):
+        self.services, self.job_id, self.worker_id, self.total = services, job_id, worker_id, total
+        self.done, self.size = 0, 0  # samples before the current chunk, and its size
+        self.preview_key: str | None = None  # the stored preview, deleted when replaced or when the job ends
+        self._last = self._last_preview = time.monotonic()
 
-    def __call__(self, step: int, steps: int) -> None:
-        if time.monotonic() - self._last < self.services.settings.progress_seconds or step >= steps:
+    def chunk(self, done: int, size: int) -> "_StepProgress":
+        self.done, self.size = done, size
+        return self
+
+    def __call__(self, step: int, steps: int, preview=None) -> None:
+        settings = self.services.settings
+        now = time.monotonic()
+        if now - self._last < settings.progress_seconds or step >= steps:
             return
-        self._last = time.monotonic()
+        self._last = now
         made = self.done + self.size * step / steps
+        values = {"progress": min(made / self.total, 0.999), "message": f"{self.done}/{self.total}, step {step}/{steps}", "lease_until": lease_until(self.services)}
+        if preview is not None and now - self._last_preview >= settings.preview_seconds:
+            self._last_preview = now
+            values["preview_key"] = self.services.store.put(_preview_png(preview()), ".png")
         with self.services.db.session() as session:
-            session.execute(
-                update(Job).where(Job.id == self.job_id, Job.status == RUNNING, Job.worker_id == self.worker_id)
-                .values(progress=min(made / self.total, 0.999), message=f"{self.done}/{self.total}, step {step}/{steps}", lease_until=lease_until(self.services))
-            )
+            session.execute(update(Job).where(Job.id == self.job_id, Job.status == RUNNING, Job.worker_id == self.worker_id).values(**values))
             session.commit()
+        if "preview_key" in values:
+            old, self.preview_key = self.preview_key, values["preview_key"]
+            if old and old != self.preview_key:
+                _forget_preview(self.services, old)
         self.services.events.publish(self.job_id)
+
+    def close(self) -> None:
+        """The job ended (done, failed, cancelled): its preview goes."""
+        if self.preview_key is None:
+            return
+        with self.services.db.session() as session:
+            session.execute(update(Job).where(Job.id == self.job_id).values(preview_key=None))
+            session.commit()
+        _forget_preview(self.services, self.preview_key)
+        self.preview_key = None
+
+
+def _preview_png(images) -> bytes:
+    """A grid of the images so far (no metadata: a preview is not an artifact)."""
+    from aigc.generation.metadata import png_bytes
+    from aigc.generation.outputs import ImageBatch
+
+    batch = ImageBatch(images=images, seeds=list(range(len(images))), labels=None, model="preview")
+    return png_bytes(batch.grid(), {})
+
+
+def _forget_preview(services: Services, key: str) -> None:
+    try:
+        services.store.delete(key)
+    except (FileNotFoundError, KeyError):
+        pass
 
 
 def _stored_indices(services: Services, job_id: str) -> set[int]:
@@ -155,8 +195,19 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
     else:
         chunks = request.chunks(services.settings.chunk_images, entry.num_classes)
         streamed = None
-    total = request.count
     stored = _stored_indices(services, job_id)
+    progress = _StepProgress(services, job_id, worker_id, request.count)
+    try:
+        _run_chunks(services, job_id, worker_id, model, lock, entry, chunks, stored, streamed, progress, (created_at, started_at, started))
+    finally:
+        progress.close()
+
+
+def _run_chunks(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock, entry, chunks, stored: set[int], streamed: Any,
+                progress: _StepProgress, times: tuple) -> None:
+    """The chunks of `_run_one`, in order; each one's files, progress and lease in one transaction."""
+    created_at, started_at, started = times
+    total = progress.total
     made = 0
     for number, (start, chunk) in enumerate(chunks, 1):
         indices = set(range(start, start + chunk.count))
@@ -168,7 +219,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
             output = streamed
         else:
             with lock:
-                output = model.generate(chunk, policy=default_policy(), progress=_StepProgress(services, job_id, worker_id, made, chunk.count, total))
+                output = model.generate(chunk, policy=default_policy(), progress=progress.chunk(made, chunk.count))
         files = [] if indices <= stored else output.files()
         keys = services.store.put_many([(file.data, file.suffix) for file in files])
         made += chunk.count

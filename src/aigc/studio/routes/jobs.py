@@ -111,6 +111,25 @@ def delete_job(job_id: str, services: Services = Depends(get_services), caller: 
 
 
 @router.get(
+    "/jobs/{job_id}/preview",
+    response_class=Response,
+    responses={**errors(401, 404), 200: {"content": {"image/png": {}}, "description": "The running job's latest preview."}},
+)
+def get_job_preview(job_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
+    """What a running diffusion job's images look like so far (its `preview_url`); 404 when it has none."""
+    check_id(job_id, "job")
+    with services.db.session() as session:
+        key = session.scalar(owned(select(Job.preview_key).where(Job.id == job_id), caller))
+    try:
+        data = services.store.read(key) if key else None
+    except (FileNotFoundError, KeyError):  # replaced by a newer preview, or the job finished, just now
+        data = None
+    if data is None:
+        raise ApiError(404, "this job has no preview now", field="job_id", fix="previews exist while a diffusion job runs; the results replace them")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
     "/jobs/{job_id}/archive",
     response_class=Response,
     responses={**errors(401, 404), 200: {"content": {"application/zip": {}}, "description": "Every artifact of the job, and job.json."}},

@@ -184,12 +184,23 @@ async function follow(jobId) {
     job = await api(`/jobs/${jobId}?wait=1`);
     $("progress-bar").value = job.progress;
     $("progress-text").textContent = `${job.status} ${job.message || ""}`;
+    showPreview(job);
     renderGallery(job);
     if (["succeeded", "failed", "cancelled"].includes(job.status)) break;
   }
   if (job.status === "failed") showError(new Error(job.error_field ? `${job.error_field}: ${job.error}` : job.error));
   loadHistory();
   return job;
+}
+
+// A running diffusion job's images as they form (the server keeps the latest step's estimate).
+function showPreview(job) {
+  const img = $("preview");
+  const running = Boolean(job.preview_url) && job.status === "running";
+  img.hidden = !running;
+  if (!running || img.dataset.progress === String(job.progress)) return;
+  img.dataset.progress = String(job.progress);
+  fileUrl(`${job.preview_url}?at=${job.progress}`).then((url) => { if (!img.hidden) img.src = url; });
 }
 
 async function cancel() {
