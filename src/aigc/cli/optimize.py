@@ -30,7 +30,8 @@ def optimize_command(
     prune: Optional[float] = typer.Option(None, "--prune", help="Fraction (0..1) of weights to remove by magnitude; with --structured, of conv channels."),
     structured: bool = typer.Option(False, "--structured", help="Remove whole conv channels, so that the tensors shrink."),
     scope: str = typer.Option("global", "--scope", help="Magnitude pruning: rank weights across all layers (global) or per layer."),
-    finetune: int = typer.Option(0, "--finetune", help="Training steps after pruning, through the one training loop."),
+    low_rank: Optional[int] = typer.Option(None, "--low-rank", help="Factorise Linear and Conv2d layers by truncated SVD at this rank."),
+    finetune: int = typer.Option(0, "--finetune", help="Training steps after pruning or factorising, through the one training loop."),
     export: Optional[str] = typer.Option(None, "--export", help="onnx: also write RUN-small/onnx/model.onnx, checked against PyTorch with onnxruntime."),
     report_only: Optional[tuple[str, str]] = typer.Option(None, "--report-only", help="A B: compare two runs (say, a run and its optimised copy) instead of optimising."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed generations per model for the latency column."),
@@ -41,7 +42,7 @@ def optimize_command(
     force: bool = typer.Option(False, "--force", help="Replace an optimised run already in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of the table."),
 ) -> None:
-    """Quantise, prune (+ fine-tune) or export a trained model into a new run folder, with a measured report."""
+    """Quantise, prune or factorise (+ fine-tune), or export a trained model into a new run folder, with a measured report."""
     from aigc.optimize import report as reporting
 
     settings = reporting.Settings(repeats=repeats, threads=threads, quality_samples=samples, feature_network=feature_network)
@@ -57,7 +58,7 @@ def optimize_command(
                         fix="aigc optimize RUN --out RUN-small --quantize dynamic (or --report-only RUN_A RUN_B)")
     from aigc.optimize.pipeline import Plan, optimize
 
-    plan = Plan(prune=prune, structured=structured, scope=scope, finetune=finetune, quantize=quantize, export=export)
+    plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, finetune=finetune, quantize=quantize, export=export)
     result = optimize(run, out, plan, settings=settings, measure_quality=not no_quality, force=force)
     if as_json:
         console.print_json(json.dumps(result.report))

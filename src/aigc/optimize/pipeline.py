@@ -1,6 +1,6 @@
 """`aigc optimize RUN --out RUN-small ...`: the steps in a fixed order, written as an ordinary run folder.
 
-    prune (magnitude or channels) -> fine-tune -> quantise -> save the checkpoint -> export -> report
+    prune (magnitude or channels) -> low-rank factorisation -> fine-tune -> quantise -> save the checkpoint -> export -> report
 
 RUN-small/checkpoints/step-N/ holds model.safetensors (the weights generation uses; training-only ones such as
 a GAN's discriminator are left out, as a zoo export does) and checkpoint.json: the run's config, unchanged,
@@ -22,7 +22,7 @@ import torch
 from aigc import checkpoint as ckpt
 from aigc.errors import AigcError, ConfigError
 from aigc.loading import LoadedModel, load
-from aigc.optimize import prune, quantize
+from aigc.optimize import low_rank, prune, quantize
 from aigc.optimize import report as reporting
 from aigc.optimize.modules import training_only
 from aigc.registry import get_model
@@ -35,7 +35,8 @@ class Plan:
     prune: float | None = None  # fraction of weights (or, structured, of channels) to remove
     structured: bool = False  # remove whole conv channels instead of single weights
     scope: str = "global"  # magnitude pruning: rank weights across all layers ("global") or per layer
-    finetune: int = 0  # training steps after pruning, through the one loop
+    low_rank: int | None = None  # SVD rank for Linear and Conv2d layers
+    finetune: int = 0  # training steps after pruning or factorising, through the one loop
     quantize: str | None = None  # "dynamic"
     export: str | None = None  # "onnx"
 
@@ -44,8 +45,14 @@ class Plan:
             prune.check_amount(self.prune)
         if self.structured and self.prune is None:
             raise AigcError("--structured says how to prune, but no --prune amount was given", field="--structured", fix="add --prune 0.5")
-        if self.finetune and self.prune is None:
-            raise AigcError("--finetune recovers what pruning lost; nothing was pruned", field="--finetune", fix="add --prune 0.5, or leave --finetune out")
+        if self.low_rank is not None:
+            low_rank.check_rank(self.low_rank)
+            if self.prune is not None and not self.structured:
+                raise AigcError("--low-rank replaces the layers whose zeros --prune would keep", field="--low-rank",
+                                fix="use --prune with --structured, or factorise in a separate run")
+        if self.finetune and self.prune is None and self.low_rank is None:
+            raise AigcError("--finetune recovers what pruning or factorising lost; nothing was changed", field="--finetune",
+                            fix="add --prune 0.5 or --low-rank 16, or leave --finetune out")
         if self.finetune < 0:
             raise AigcError(f"--finetune takes a number of steps >= 0, got {self.finetune}", field="--finetune")
         if self.quantize not in (None, "dynamic"):
@@ -56,9 +63,9 @@ class Plan:
         if self.export and self.quantize:
             raise AigcError("an int8 network has no ONNX export here (quantized::linear_dynamic)", field="--export",
                             fix="export the float model in one run (--export onnx) and quantise in another")
-        if not any((self.prune, self.quantize, self.export)):
+        if not any((self.prune, self.low_rank, self.quantize, self.export)):
             raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",
-                            fix="add --quantize dynamic, --prune 0.5 [--structured] [--finetune N] or --export onnx")
+                            fix="add --quantize dynamic, --prune 0.5 [--structured], --low-rank R [--finetune N] or --export onnx")
 
 
 @dataclass
@@ -127,7 +134,7 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     original = load(source)
     module = load(source).module  # a second copy, changed in place; `original` stays as it was for the report
     transforms = list(original.info.sidecar.get("transforms", []))
-    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize):
+    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize or plan.low_rank):
         raise AigcError(f"{source} is already quantised: int8 weights cannot be pruned or quantised again",
                         field="RUN", fix="optimise the float run it came from")
     masks = None
@@ -137,6 +144,8 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
         else:
             masks, record = prune.prune_magnitude(module, plan.prune, plan.scope)
             transforms.append(record)
+    if plan.low_rank is not None:
+        transforms.append(low_rank.factorize(module, plan.low_rank))
     if plan.finetune:
         from aigc.optimize.finetune import finetune  # the training side, only when asked for
 
