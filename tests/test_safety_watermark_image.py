@@ -115,3 +115,10 @@ def test_verify_refuses_a_file_that_is_not_an_image(tmp_path):
     assert error.value.field == "file"
     missing = subprocess.run([sys.executable, "-m", "aigc", "verify", str(tmp_path / "nope.png")], capture_output=True, text=True)
     assert missing.returncode == 2 and "is not a file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_small_image_turned_without_resizing_is_found_by_the_rotation_search(photo):
+    """256 px holds too few tiles to read the lattice; whole-degree turns at scale 1 are tried instead."""
+    small = embed(np.ascontiguousarray(photo[64:320, 128:384]), KEY)
+    found = detect(np.asarray(Image.fromarray(small).rotate(4, Image.BICUBIC)), KEY)
+    assert found.present and abs(found.rotation_degrees + 4) <= 1 and found.false_positive_bound < 1e-6
