@@ -109,7 +109,9 @@ def test_the_cli_generates_with_a_zoo_text_model_and_names_the_zoo_for_a_typo(mo
     out = tmp_path / "romeo.txt"
     result = CliRunner().invoke(app, ["generate", "gpt-shakespeare", "--prompt", "ROMEO:", "--max-tokens", "30", "--seed", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    same = models["gpt-shakespeare"].generate(aigc.TextRequest(prompt="ROMEO:", max_tokens=30, seed=0))
+    from aigc.safety import default_policy  # the CLI samples through it (the text watermark steers sampling)
+
+    same = models["gpt-shakespeare"].generate(aigc.TextRequest(prompt="ROMEO:", max_tokens=30, seed=0), policy=default_policy())
     assert out.read_text(encoding="utf-8").rstrip("\n") == same.texts[0].rstrip("\n")  # the continuation, as from Python
     assert json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["model"] == "gpt:zoo/gpt-shakespeare"
     typo = subprocess.run([sys.executable, "-m", "aigc", "generate", "gpt-shakespear", "--prompt", "ROMEO:"],
@@ -126,6 +128,31 @@ def test_the_studio_catalog_offers_text_and_image_zoo_models():
     assert modalities["gpt-shakespeare"] == modalities["gpt-tang"] == "text" and modalities["dcgan-mnist"] == "image"
     fields = {field["name"] for field in catalog.get("gpt-tang").accepts(max_count=8)}
     assert {"prompt", "max_tokens", "temperature", "seed"} <= fields
+
+
+def test_the_studio_serves_a_zoo_text_model(tmp_path):
+    """What `make run` serves: the zoo's text models next to its image models, and a text job that finishes."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from aigc.studio.app import create_app
+    from aigc.studio.settings import StudioSettings
+
+    settings = StudioSettings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'studio.db'}", zoo=True,
+                              log_format="text", poll_seconds=0.2)
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
+        job = client.post("/api/v1/jobs", json={"model": "gpt-tang", "params": {"prompt": "春", "max_tokens": 30, "seed": 0}})
+        assert job.status_code == 202, job.text
+        for _ in range(300):
+            state = client.get(f"/api/v1/jobs/{job.json()['id']}").json()
+            if state["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert state["status"] == "succeeded", state
+        [artifact] = state["artifacts"]
+        text = client.get(artifact["url"]).text
+        assert artifact["kind"] == "text" and sum("\u4e00" <= c <= "\u9fff" for c in text) >= 15, text
 
 
 def test_a_text_export_keeps_the_tokenizer_drops_the_tied_copy_and_can_store_float16(tmp_path, monkeypatch):
