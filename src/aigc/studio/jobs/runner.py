@@ -183,7 +183,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
         job = session.get(Job, job_id)
         if job is None:
             return
-        params, model_name, created_at, started_at = dict(job.params), job.model, job.created_at, job.started_at
+        params, model_name, created_at, started_at, attempts = dict(job.params), job.model, job.created_at, job.started_at, job.attempts
         if job.cancel_requested:
             raise _Taken("cancelled")
     entry = services.catalog.get(model_name)
@@ -195,7 +195,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
     else:
         chunks = request.chunks(services.settings.chunk_images, entry.num_classes)
         streamed = None
-    stored = _stored_indices(services, job_id)
+    stored = _stored_indices(services, job_id) if attempts > 1 else set()  # a first attempt has stored nothing
     progress = _StepProgress(services, job_id, worker_id, request.count)
     try:
         _run_chunks(services, job_id, worker_id, model, lock, entry, chunks, stored, streamed, progress, (created_at, started_at, started))
