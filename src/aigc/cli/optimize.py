@@ -3,6 +3,7 @@
     aigc optimize gpt-shakespeare --out runs/gpt-int8 --quantize dynamic
     aigc optimize dcgan-mnist --out runs/dcgan-half --prune 0.5 --structured --finetune 300
     aigc optimize dcgan-mnist --out runs/dcgan-onnx --export onnx
+    aigc optimize gpt-shakespeare --out runs/gpt-student --distill gpt-shakespeare --set model.num_layers=1 --steps 1000
     aigc optimize --report-only runs/dcgan runs/dcgan-half
 
 A thin wrapper over `aigc.optimize.pipeline` (the steps) and `aigc.optimize.report` (the table); every user
@@ -31,6 +32,9 @@ def optimize_command(
     structured: bool = typer.Option(False, "--structured", help="Remove whole conv channels, so that the tensors shrink."),
     scope: str = typer.Option("global", "--scope", help="Magnitude pruning: rank weights across all layers (global) or per layer."),
     low_rank: Optional[int] = typer.Option(None, "--low-rank", help="Factorise Linear and Conv2d layers by truncated SVD at this rank."),
+    distill: Optional[str] = typer.Option(None, "--distill", help="A student preset (smaller, same modality): train it from this run as teacher."),
+    steps: int = typer.Option(1000, "--steps", help="With --distill: training steps of the student."),
+    set_: list[str] = typer.Option([], "--set", help="With --distill: override a student setting, e.g. --set model.num_layers=2 (repeatable)."),
     finetune: int = typer.Option(0, "--finetune", help="Training steps after pruning or factorising, through the one training loop."),
     export: Optional[str] = typer.Option(None, "--export", help="onnx: also write RUN-small/onnx/model.onnx, checked against PyTorch with onnxruntime."),
     report_only: Optional[tuple[str, str]] = typer.Option(None, "--report-only", help="A B: compare two runs (say, a run and its optimised copy) instead of optimising."),
@@ -56,8 +60,13 @@ def optimize_command(
     if run is None or out is None:
         raise AigcError("aigc optimize needs a run and --out", field="RUN" if run is None else "--out",
                         fix="aigc optimize RUN --out RUN-small --quantize dynamic (or --report-only RUN_A RUN_B)")
-    from aigc.optimize.pipeline import Plan, optimize
+    from aigc.optimize.pipeline import Plan, distill as distill_run, optimize
 
+    if distill is not None:
+        result = distill_run(run, out, distill, steps, overrides=set_, settings=settings, measure_quality=not no_quality, force=force)
+        console.print(reporting.markdown(result.report), highlight=False, soft_wrap=True)
+        console.print(f"distilled run: {result.out}  (aigc generate {result.out})", highlight=False, soft_wrap=True)
+        return
     plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, finetune=finetune, quantize=quantize, export=export)
     result = optimize(run, out, plan, settings=settings, measure_quality=not no_quality, force=force)
     if as_json:

@@ -53,3 +53,40 @@ class OutputMatching(nn.Module):
         super().train(mode)
         self.teacher.eval()  # its BatchNorm statistics are part of what the student copies
         return self
+
+
+class LogitDistillation(nn.Module):
+    """A language-model student trained on its teacher's softened predictions and the true next tokens:
+
+        loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * cross-entropy(student, targets)
+
+    (Hinton, Vinyals & Dean 2015, https://arxiv.org/abs/1503.02531, §2: the T^2 keeps the soft term's gradients
+    at the scale of the hard one's as T changes). Both read the same token windows; the teacher never trains."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, temperature: float = 2.0, alpha: float = 0.5):
+        super().__init__()
+        self.student = student
+        self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
+        self.temperature, self.alpha = temperature, alpha
+
+    def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        return {"student": self.student.configure_optimizers(optim)["model"]}
+
+    def training_step(self, batch: dict[str, Tensor]) -> Iterator[tuple[str, Tensor, dict[str, Tensor]]]:
+        student_logits = self.student(batch["inputs"])  # [B, T, vocab]
+        with torch.no_grad():
+            teacher_logits = self.teacher(batch["inputs"])
+        t = self.temperature
+        counted = batch["targets"] != -100  # [B, T]
+        soft = F.kl_div(F.log_softmax(student_logits[counted] / t, dim=-1), F.log_softmax(teacher_logits[counted] / t, dim=-1),
+                        log_target=True, reduction="batchmean") * t * t
+        hard = F.cross_entropy(student_logits[counted], batch["targets"][counted])
+        yield "student", self.alpha * soft + (1 - self.alpha) * hard, {"soft": soft.detach(), "hard": hard.detach()}
+
+    def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.student.validation_step(batch)
+
+    def train(self, mode: bool = True) -> "LogitDistillation":
+        super().train(mode)
+        self.teacher.eval()
+        return self

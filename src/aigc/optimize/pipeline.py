@@ -20,6 +20,7 @@ import tomli_w
 import torch
 
 from aigc import checkpoint as ckpt
+from aigc.config import RunConfig, load_config
 from aigc.errors import AigcError, ConfigError
 from aigc.loading import LoadedModel, load
 from aigc.optimize import low_rank, prune, quantize
@@ -93,24 +94,28 @@ def generation_state(module: torch.nn.Module) -> tuple[dict[str, torch.Tensor], 
     return state, left_out
 
 
-def save_run(out: Path, source: LoadedModel, module: torch.nn.Module, transforms: list[dict[str, Any]]) -> Path:
+def save_run(out: Path, source: LoadedModel, module: torch.nn.Module, transforms: list[dict[str, Any]], *,
+             config: RunConfig | None = None, extra: dict[str, Any] | None = None, step: int | None = None) -> Path:
+    """OUT/checkpoints/step-N with `module`'s generation weights; `config`: a distilled student's own config."""
     info = source.info
+    config = config or info.config
     state, left_out = generation_state(module)
-    step = int(info.step or 0)
+    step = int(info.step or 0) if step is None else step
     sidecar = {
-        "family": info.family,
-        "modality": get_model(info.family).modality,
+        "family": config.family,
+        "modality": get_model(config.family).modality,
         "step": step,
-        "config": info.config.to_dict(),
+        "config": config.to_dict(),
         "metrics": info.sidecar.get("metrics", {}),
         "data": info.sidecar.get("data", {}),
         "transforms": transforms,
         "left_out": left_out,
         "optimized_from": {"model": info.model_name, "checkpoint": str(info.checkpoint), "weights": info.weights,
                            "sha256": info.sidecar["files"][f"{info.weights}.safetensors"]},
+        **(extra or {}),
     }
     folder = ckpt.save_checkpoint(out / "checkpoints" / f"step-{step:07d}", weights={"model": state}, training_state=None, sidecar=sidecar)
-    (out / "config.toml").write_text(tomli_w.dumps(_without_none(info.config.to_dict())), encoding="utf-8")
+    (out / "config.toml").write_text(tomli_w.dumps(_without_none(config.to_dict())), encoding="utf-8")
     return folder
 
 
@@ -167,3 +172,79 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
         result_report = reporting.compare(original, optimized, settings, measure_quality=measure_quality, onnxruntime=exported)
         written += reporting.write(result_report, out)
     return Result(out, checkpoint, transforms, result_report, written)
+
+
+# ------------------------------------------------------------------------------------------ distillation
+
+# What a student must share with its teacher to learn from it: the tokenizer (the same token ids) for a
+# language model; the noise, classes and image geometry for a GAN generator.
+SHARED_FIELDS = {
+    "text": ("tokenizer_kind", "max_vocab", "tokenizer", "vocab_size"),
+    "image": ("image_size", "channels", "latent_dim", "conditional", "num_classes", "label_embedding_dim"),
+}
+
+
+def student_config(teacher: LoadedModel, preset: str, overrides: list[str]) -> RunConfig:
+    """The student preset (+ overrides) with what it must share with the teacher, on the teacher's data."""
+    config = load_config(preset, overrides)
+    theirs, ours = get_model(teacher.info.family).modality, get_model(config.family).modality
+    if theirs != ours:
+        raise AigcError(f"the student preset {preset!r} makes {ours} ({config.family}); the teacher makes {theirs} ({teacher.info.family})",
+                        field="--distill", fix=f"choose a {theirs} preset (`aigc models list`), e.g. {teacher.info.config.family}-tiny")
+    raw = config.to_dict()
+    teacher_model = teacher.info.config.model.model_dump()
+    for key in SHARED_FIELDS.get(ours, ()):
+        if key in raw["model"] and key in teacher_model:
+            raw["model"][key] = teacher_model[key]
+    if ours == "text" and "context_length" in raw["model"]:
+        raw["model"]["context_length"] = min(raw["model"]["context_length"], teacher_model.get("context_length", 10**9))
+    raw["data"] = teacher.info.config.data.model_dump()
+    return RunConfig.from_dict(raw)
+
+
+def distill(source: str | Path, out: str | Path, preset: str, steps: int, *, overrides: list[str] | None = None,
+            settings: reporting.Settings = reporting.Settings(), measure: bool = True, measure_quality: bool = True,
+            force: bool = False) -> Result:
+    """`aigc optimize RUN --out RUN-small --distill PRESET --steps N`: a smaller network of PRESET (a GPT
+    from the teacher's softened logits and the data; a GAN generator from the teacher's images), trained
+    through the one loop and written as an ordinary run of its own architecture, with the report."""
+    from aigc.loading import build_model
+    from aigc.optimize.distill import LogitDistillation, OutputMatching, can_match_outputs
+    from aigc.optimize.finetune import finetune_config
+    from aigc.training.callbacks import EMA, default_callbacks
+    from aigc.training.loop import fit
+
+    if steps < 1:
+        raise AigcError(f"--distill needs --steps >= 1, got {steps}", field="--steps", fix="e.g. --steps 1000")
+    out = Path(out)
+    if (out / "checkpoints").exists():
+        if not force:
+            raise ConfigError(f"{out} already holds a run", field="--out", fix="choose another --out, or add --force to replace it")
+        shutil.rmtree(out / "checkpoints")
+    teacher = load(source)
+    config = finetune_config(student_config(teacher, preset, list(overrides or [])), steps)
+    torch.manual_seed(config.train.seed)
+    student = build_model(config)
+    from aigc.models.text.common import LanguageModel
+
+    if isinstance(student, LanguageModel) and isinstance(teacher.module, LanguageModel):
+        trained, objective = LogitDistillation(student, teacher.module), "KL on logits softened by T=2 (x T^2) + cross-entropy, alpha 0.5"
+    elif can_match_outputs(student) and can_match_outputs(teacher.module):
+        trained, objective = OutputMatching(student, teacher.module), "mean squared difference to the teacher's images from the same noise"
+    else:
+        raise AigcError(f"no distillation from {teacher.info.family} into {config.family} yet: language models and noise-driven GAN generators only",
+                        field="--distill", fix="distil a GPT/RNN language model or a GAN generator")
+    callbacks = default_callbacks(config, out / "distill")
+    result = fit(config, out / "distill", callbacks=callbacks, model=trained)
+    shutil.rmtree(out / "distill" / "checkpoints", ignore_errors=True)
+    ema = next((c for c in callbacks if isinstance(c, EMA) and c.averaged is not None), None)
+    final = (ema.averaged if ema is not None else trained).student.eval()
+    record = {"teacher": teacher.info.model_name, "preset": preset, "overrides": list(overrides or []), "steps": result.step,
+              "objective": objective, "metrics": {k: round(v, 5) for k, v in result.metrics.items()}}
+    checkpoint = save_run(out, teacher, final, [], config=config, extra={"distilled_from": record}, step=result.step)
+    written = [checkpoint]
+    report = None
+    if measure:
+        report = reporting.compare(teacher, load(out), settings, measure_quality=measure_quality)
+        written += reporting.write(report, out)
+    return Result(out, checkpoint, [], report, written)

@@ -112,7 +112,8 @@ def quality(model: LoadedModel, settings: Settings) -> dict[str, Any]:
 
 def describe(model: LoadedModel) -> dict[str, Any]:
     return {"model": model.info.model_name, "checkpoint": str(model.info.checkpoint),
-            "transforms": [t["name"] for t in model.info.sidecar.get("transforms", [])],
+            "transforms": [t["name"] for t in model.info.sidecar.get("transforms", [])]
+            + ([f"distilled from {model.info.sidecar['distilled_from']['teacher']}"] if "distilled_from" in model.info.sidecar else []),
             **parameter_counts(model.module), "file_bytes": weights_bytes(model)}
 
 

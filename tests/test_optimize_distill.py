@@ -1,0 +1,56 @@
+"""--distill PRESET --steps N: a smaller student of the teacher's modality, trained through the one loop on
+the teacher's softened logits (GPT) or images (GAN generator), written as an ordinary run of its own
+architecture that shares the teacher's tokenizer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import aigc
+from aigc.errors import AigcError
+from aigc.generation.text import TextRequest
+from aigc.optimize.distill import LogitDistillation
+from aigc.optimize.pipeline import distill
+from aigc.optimize.report import Settings
+from helpers import train_tiny
+
+
+@pytest.fixture(scope="module")
+def gpt_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("gpt") / "run"
+    train_tiny("gpt", run, "model.embedding_dim=32", "train.max_steps=20")
+    return run
+
+
+def test_a_gpt_student_learns_from_its_teacher_and_is_an_ordinary_smaller_run(gpt_run, tmp_path):
+    out = tmp_path / "student"
+    result = distill(gpt_run, out, "gpt-tiny", 12, overrides=["model.embedding_dim=8"], settings=Settings(repeats=1, tokens=6))
+    teacher, student = aigc.load(gpt_run), aigc.load(out)
+    assert student.info.sidecar["transforms"] == [] and student.info.config.model.embedding_dim == 8
+    assert student.info.config.model.tokenizer == teacher.info.config.model.tokenizer  # the same token ids
+    assert student.info.sidecar["distilled_from"]["steps"] == 12 and student.info.step == 12
+    assert result.report["ratios"]["parameters"] > 2
+    assert result.report["optimized"]["quality"]["value"] is not None
+    assert json.loads((out / "optimize.json").read_text())["optimized"]["transforms"][0].startswith("distilled from")
+    assert student.generate(TextRequest(prompt="a", max_tokens=4, seed=1)).token_counts[0] > 0
+
+
+def test_the_distillation_loss_is_zero_for_a_student_equal_to_its_teacher_at_alpha_one(gpt_run):
+    teacher = aigc.load(gpt_run).module
+    objective = LogitDistillation(teacher, teacher, temperature=2.0, alpha=1.0)
+    inputs = torch.randint(0, teacher.config.vocab_size, (2, 8))
+    (_, loss, logs), = list(objective.training_step({"inputs": inputs, "targets": inputs}))
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-6) and float(logs["hard"]) > 0  # KL(p || p) = 0
+
+
+def test_a_gan_generator_student_and_a_student_of_another_modality(tmp_path):
+    teacher = train_tiny("dcgan", tmp_path / "gan", "model.image_size=16", "train.max_steps=2").run_dir
+    distill(teacher, tmp_path / "small", "dcgan-tiny", 3, overrides=["model.width=4"], measure=False)
+    student = aigc.load(tmp_path / "small")
+    assert student.info.config.model.image_size == 16 and student.info.config.model.width == 4  # geometry from the teacher
+    with pytest.raises(AigcError, match=r"student preset 'gpt-tiny' makes text \(gpt\); the teacher makes image \(dcgan\)") as error:
+        distill(teacher, tmp_path / "wrong", "gpt-tiny", 3, measure=False)
+    assert error.value.field == "--distill" and "dcgan-tiny" in error.value.fix
