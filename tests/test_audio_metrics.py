@@ -16,11 +16,15 @@ from helpers import train_tiny
 
 
 @pytest.fixture(scope="module")
-def tone_classifier(tmp_path_factory):
+def tone_classifier_run(tmp_path_factory):
     """The tiny audio classifier trained long enough (32 mel bands, 200 steps: seconds) to tell the ten tones apart."""
     settings = ("model.n_fft=512", "model.hop_length=32", "model.n_mels=32", "model.widths=[8, 16]", "model.feature_dim=32", "model.dropout=0")
-    run = train_tiny("audio-classifier", tmp_path_factory.mktemp("classifier") / "run", *settings, "train.max_steps=200", "optim.lr=3e-3")
-    return load_digit_classifier(run.run_dir)
+    return train_tiny("audio-classifier", tmp_path_factory.mktemp("classifier") / "run", *settings, "train.max_steps=200", "optim.lr=3e-3").run_dir
+
+
+@pytest.fixture(scope="module")
+def tone_classifier(tone_classifier_run):
+    return load_digit_classifier(tone_classifier_run)
 
 
 def test_real_clips_score_high_noise_scores_low_and_fd_separates_them(tone_classifier):
@@ -59,6 +63,19 @@ def test_a_run_is_generated_scored_and_timed_with_its_protocol(tone_classifier, 
     assert result["real_time_factor"] > 0 and result["step"] == 4
     again = evaluate_audio_run(run.run_dir, count=30, batch_size=30, dataset="tones", classifier=tone_classifier)
     assert again[FD_LABEL] == pytest.approx(result[FD_LABEL], rel=1e-6)  # seeded clips: the same score whatever the batch size
+
+
+def test_aigc_eval_scores_an_audio_run_and_writes_eval_json(tone_classifier_run, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    run = train_tiny("specgan", tmp_path / "gan").run_dir
+    done = subprocess.run([sys.executable, "-m", "aigc", "eval", str(run), "-n", "20", "--feature-network", str(tone_classifier_run), "--reference-split", "test"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "IS-DigitClassifier" in done.stdout and "FD-DigitClassifier" in done.stdout and "real time" in done.stdout
+    document = json.loads((run / "eval.json").read_text())
+    assert document["protocol"]["samples"] == 20 and document["protocol"]["reference"] == "tones test split"
 
 
 def test_bad_input_is_a_clear_error(tone_classifier, tmp_path):

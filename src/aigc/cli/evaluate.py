@@ -69,6 +69,14 @@ def eval_command(
         report = compare_runs(runs, out or Path("comparison.md"))
         console.print(f"wrote {report}")
         return
+    from aigc.metrics.audio import is_audio_run, summary, write_audio_eval
+
+    if len(runs) == 1 and real is None and is_audio_run(runs[0]):  # IS/FD-DigitClassifier (metrics/audio.py)
+        document, written = write_audio_eval(runs[0], out=out, feature_network=feature_network, count=num_samples, seed=seed, batch_size=min(batch_size, 256), reference_split=reference_split)
+        console.print_json(json.dumps(document, default=float)) if as_json else console.print(summary(document), highlight=False)
+        if written is not None and not as_json:
+            console.print(f"wrote {written}")
+        return
     protocol = Protocol(
         metrics=metrics, num_samples=num_samples, seed=seed, feature_network=feature_network,
         inception_weights=inception_weights, reference_split=reference_split, reference_count=reference_count,

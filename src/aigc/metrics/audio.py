@@ -14,7 +14,7 @@ weights' sha256, and how clips were fitted to it (resampled, centred, cut or pad
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +161,12 @@ def package_audio_classifier(run: str | Path, *, command: str, test_accuracy: fl
     return target
 
 
-def summary(scores: AudioScores) -> str:
-    """One line for a terminal or RESULTS.md."""
-    distance = "-" if scores.frechet_distance is None else f"{scores.frechet_distance:.2f}"
-    return f"{IS_LABEL} {scores.inception_score:.2f} ± {scores.inception_score_std:.2f}, {FD_LABEL} {distance} ({asdict(scores)['protocol']['samples']} clips)"
+def summary(document: dict[str, Any]) -> str:
+    """One line for a terminal or RESULTS.md, from `evaluate_audio_run`'s (or AudioScores.to_dict's) result."""
+    distance = "-" if document.get(FD_LABEL) is None else f"{document[FD_LABEL]:.2f}"
+    heard = "" if document.get("label_accuracy") is None else f", heard as the requested digit {document['label_accuracy']:.1%}"
+    speed = f", {document['real_time_factor']}x real time" if "real_time_factor" in document else ""
+    return f"{IS_LABEL} {document[IS_LABEL]:.2f} ± {document[f'{IS_LABEL}_std']:.2f}, {FD_LABEL} {distance}{heard}{speed} ({document['protocol']['samples']} clips)"
 
 
 def reference_clips(dataset: str, split: str, classifier: DigitClassifier) -> tuple[np.ndarray, np.ndarray]:
@@ -181,11 +183,12 @@ def reference_clips(dataset: str, split: str, classifier: DigitClassifier) -> tu
     return data.clips.numpy().astype(np.float32) / 32768, data.labels.numpy()
 
 
-def evaluate_audio_run(run: str | Path, *, count: int = 1000, seed: int = 0, batch_size: int = 50, dataset: str = "spoken-digits",
+def evaluate_audio_run(run: str | Path, *, count: int = 1000, seed: int = 0, batch_size: int = 50, dataset: str | None = None,
                        reference_split: str = "test", classifier: DigitClassifier | None = None) -> dict[str, Any]:
     """Generate `count` clips with a trained audio model (seeds seed.., labels cycling 0..K-1 for conditional
-    models) through the one generation path, score them against a real split, and time the generation
-    (real-time factor = seconds of audio per second of wall time)."""
+    models) through the one generation path, score them against a real split (of the run's own dataset
+    unless `dataset` names another), and time the generation (real-time factor = seconds of audio per
+    second of wall time)."""
     import time
 
     from aigc.generation.requests import AudioRequest
@@ -193,6 +196,7 @@ def evaluate_audio_run(run: str | Path, *, count: int = 1000, seed: int = 0, bat
 
     classifier = classifier or load_digit_classifier()
     model = load(run)
+    dataset = dataset or model.info.config.data.name
     classes = getattr(model.module, "num_classes", None)
     waveforms, labels, seconds, rate = [], [], 0.0, None
     for start in range(0, count, batch_size):
@@ -210,3 +214,27 @@ def evaluate_audio_run(run: str | Path, *, count: int = 1000, seed: int = 0, bat
     scores.protocol.update(reference=f"{dataset} {reference_split} split", seed=seed)
     audio_seconds = generated.shape[0] * generated.shape[1] / rate
     return {**scores.to_dict(), "model": model.info.model_name, "step": model.info.step, "generation_seconds": round(seconds, 2), "real_time_factor": round(audio_seconds / seconds, 1)}
+
+
+def is_audio_run(path: str | Path) -> bool:
+    """Whether a run folder, checkpoint or zoo name holds an audio model (so `aigc eval` scores it here)."""
+    from aigc import checkpoint as ckpt
+    from aigc import zoo
+    from aigc.errors import AigcError as _Error
+    from aigc.registry import MODELS
+
+    try:
+        family = ckpt.read_sidecar(ckpt.resolve_checkpoint(zoo.resolve(path)))["config"]["family"]
+    except (_Error, KeyError, TypeError):
+        return False  # not a readable run: the image path reports what is wrong with it
+    return family in MODELS and MODELS.get(family).modality == "audio"
+
+
+def write_audio_eval(run: str | Path, *, out: Path | None = None, feature_network: str | None = None, **settings: Any) -> tuple[dict[str, Any], Path | None]:
+    """`aigc eval` for an audio run: the scores, written as eval.json into `out` or the run folder.
+    `feature_network`: an audio-classifier run folder instead of the packaged classifier."""
+    document = evaluate_audio_run(run, classifier=load_digit_classifier(feature_network), **settings)
+    folder = out if out is not None else (Path(run) if Path(run).is_dir() else None)
+    if folder is None:
+        return document, None
+    return document, atomic_write_text(Path(folder) / "eval.json", json.dumps(document, indent=2, default=float) + "\n")
