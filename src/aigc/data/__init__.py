@@ -7,6 +7,7 @@ from __future__ import annotations
 from aigc.data import images as _images  # noqa: F401  (registers the image datasets)
 from aigc.data import text as _text  # noqa: F401  (registers the text datasets)
 from aigc.data import captions as _captions  # noqa: F401  (registers the captioned image datasets)
+from aigc.data import caption_tokens as _caption_tokens  # noqa: F401  (registers the captioning datasets)
 from aigc.data import emoji as _emoji  # noqa: F401  (registers the Twemoji dataset)
 from aigc.data import audio as _audio  # noqa: F401  (registers the audio datasets)
 from aigc.data import style_sets as _style_sets  # noqa: F401  (registers the style-transfer photos)

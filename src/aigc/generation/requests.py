@@ -235,3 +235,68 @@ class TranslateRequest(GenerationRequest):
     count: int = Field(1, ge=1, le=1)
     image: str  # path of the image to translate
     direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
+
+
+MAX_CAPTION_IMAGE_PIXELS = 4096 * 4096  # a bigger file is refused before it is decoded
+
+
+class CaptionRequest(GenerationRequest):
+    """Image-to-text (the captioner): a caption of one image.
+
+    `image` is a path to an image file (any format Pillow reads) or a uint8 array [H, W] or [H, W, C] with
+    C = 1, 3 or 4; the model fits it to its own geometry with the one resize filter. Beam search keeps
+    `num_beams` candidates (1 = greedy); it is deterministic, so `seed` only names the sample.
+    """
+
+    count: int = Field(1, ge=1, le=1)
+    image: Any = Field(None, validate_default=True)  # path or uint8 array
+    num_beams: int = Field(3, ge=1, le=16)
+    max_tokens: int = Field(24, ge=1, le=64)  # caption tokens at most
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _an_image(cls, image: Any) -> Any:
+        import numpy as np
+
+        if image is None:
+            raise ValueError("a caption needs an image: give the path of an image file or a uint8 array [H, W] / [H, W, C]")
+        if hasattr(image, "__fspath__") or isinstance(image, str):
+            from PIL import Image, UnidentifiedImageError
+
+            path = str(image)
+            try:
+                with Image.open(path) as opened:
+                    if opened.width * opened.height > MAX_CAPTION_IMAGE_PIXELS:
+                        raise ValueError(f"{path} is {opened.width}x{opened.height}: too large (at most {MAX_CAPTION_IMAGE_PIXELS} pixels)")
+                    opened.verify()
+            except FileNotFoundError:
+                raise ValueError(f"{path} does not exist: give the path of an image file") from None
+            except (UnidentifiedImageError, OSError, SyntaxError):
+                raise ValueError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, GIF, WebP, ...)") from None
+            return path
+        if hasattr(image, "detach"):  # a torch tensor
+            image = image.detach().cpu().numpy()
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"expected a path or a uint8 array, got {type(image).__name__}")
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or min(image.shape[:2]) < 1:
+            raise ValueError(f"expected a uint8 array [H, W] or [H, W, C] with C = 1, 3 or 4, got {image.dtype} {list(image.shape)}")
+        return image
+
+    def pixels(self) -> "Any":
+        """The image as uint8 [H, W, C] (C = 1 or 3; alpha composited onto white, as the image datasets do)."""
+        import numpy as np
+
+        image = self.image
+        if isinstance(image, str):
+            from PIL import Image
+
+            with Image.open(image) as opened:
+                if opened.mode in ("RGBA", "LA", "P", "PA"):
+                    image = np.asarray(opened.convert("RGBA"))
+                else:
+                    image = np.asarray(opened.convert("L" if opened.mode in ("L", "1", "I", "I;16", "F") else "RGB"))
+        image = image[:, :, None] if image.ndim == 2 else image
+        if image.shape[2] == 4:  # composite onto white
+            alpha = image[:, :, 3:].astype(np.float32) / 255.0
+            image = (image[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+        return image
