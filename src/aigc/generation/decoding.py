@@ -8,8 +8,10 @@ encodes its source) for `rows` sequences at once and returns the logits of the n
     session.advance(tokens [rows]) -> logits [rows, vocab]    one step (KV cache / RNN state inside)
     session.reorder(rows [rows'])                             beam search: new row i continues old row rows[i]
 
-Sampling runs one sequence at a time with its own `torch.Generator` (sample i of a request uses seed
-`seed + i`), so any sample can be made again alone and a sample never depends on the others in its batch.
+Every sampled sequence draws from its own `torch.Generator` (sample i of a request uses seed `seed + i`),
+so any sample can be made again alone and a sample never depends on the others in its batch. Several
+samples decode as the rows of one session (`sample_batch`: one forward per token for all of them), each row
+drawing exactly what `sample` draws for it alone.
 Beam search runs the beams as the rows of one session and is deterministic.
 
 Processing order of the logits at each step (the usual one, as in Hugging Face `generate`):
@@ -133,6 +135,19 @@ def next_token_distribution(logits: Tensor, history: Sequence[Sequence[int]], re
     return apply_top_p(logits, request.top_p)
 
 
+def choose_tokens(logits: Tensor, request: TextRequest, generators: Sequence[torch.Generator]) -> list[int]:
+    """Step 6 for every row (logits [rows, vocab]), row i drawing from generators[i] only; one sync for all.
+
+    `torch.multinomial(p, 1, generator=g)` is argmax(p / q) with q ~ Exp(1) drawn by g over the whole
+    vocabulary (its one-sample fast path, the exponential form of the Gumbel-max trick; aten Distributions.cpp).
+    Written out, it runs batched over rows with a generator per row and draws exactly the same tokens."""
+    if request.greedy:
+        return logits.argmax(dim=-1).tolist()
+    probabilities = logits.softmax(dim=-1).cpu()
+    waits = torch.stack([torch.empty(probabilities.shape[-1]).exponential_(1, generator=g) for g in generators])  # [rows, vocab]
+    return (probabilities / waits).argmax(dim=-1).tolist()
+
+
 def choose_token(logits: Tensor, request: TextRequest, generator: torch.Generator | None) -> int:
     """Step 6 for one row (logits [vocab]): the argmax when greedy, else a draw from the softmax."""
     if request.greedy:
@@ -153,11 +168,19 @@ class _TextTracker:
         self.ids: list[int] = []
         self.text = ""
         self.emitted = 0
+        # Incremental decoding (decoding all ids at every token made a long sample O(n^2)): the text of
+        # ids[:settled] is final, because it ended on a whole character; only the ids after it are decoded
+        # again. decode(a + b) == decode(a) + decode(b) whenever decode(a) does not end in U+FFFD (an
+        # unfinished UTF-8 character of byte BPE; symbol tokenizers just concatenate).
+        self.settled, self.settled_text = 0, ""
 
     def add(self, token_id: int) -> bool:
         """Append a token; True when a stop string has appeared (the text is then cut before it)."""
         self.ids.append(token_id)
-        self.text = self.tokenizer.decode(self.ids)
+        tail = self.tokenizer.decode(self.ids[self.settled :])
+        self.text = self.settled_text + tail
+        if not tail.endswith(UNKNOWN_TEXT):
+            self.settled, self.settled_text = len(self.ids), self.text
         hits = [self.text.find(s) for s in self.stop]
         hits = [index for index in hits if index >= 0]
         if hits:
@@ -214,8 +237,10 @@ def sample(
         tracker = _TextTracker(tokenizer, request.stop)
         session, logits = start(1)
         reason = "length"
+        penalised = request.repetition_penalty != 1.0 or bool(_logit_hooks.get())  # who reads the history
         for _ in range(request.max_tokens):
-            processed = next_token_distribution(logits, [list(prompt_ids) + tracker.ids], request, len(tracker.ids))[0]
+            history = [list(prompt_ids) + tracker.ids] if penalised else [()]
+            processed = next_token_distribution(logits, history, request, len(tracker.ids))[0]
             token = choose_token(processed, request, generator)
             if token == EOS:
                 reason = "eos"
@@ -236,6 +261,42 @@ def sample(
 
     stream._pieces = pieces()
     return stream
+
+
+def sample_batch(
+    start: StartFunction,
+    request: TextRequest,
+    tokenizer: Tokenizer,
+    generators: Sequence[torch.Generator],
+    prompt_ids: Sequence[int] = (),
+) -> list[Decoded]:
+    """`len(generators)` sampled sequences decoded together as the rows of one session. Row i takes the
+    same steps as `sample(..., generators[i])` alone (same processing, same draws; a finished row leaves the
+    session through `reorder`), so its text is the same up to the float rounding of a batched forward."""
+    trackers = [_TextTracker(tokenizer, request.stop) for _ in generators]
+    reasons = ["length"] * len(generators)
+    active = list(range(len(generators)))  # which sequence each row of the session holds
+    session, logits = start(len(active))
+    penalised = request.repetition_penalty != 1.0 or bool(_logit_hooks.get())  # who reads the history
+    for step in range(request.max_tokens):
+        history = [list(prompt_ids) + trackers[i].ids for i in active] if penalised else [()] * len(active)
+        processed = next_token_distribution(logits, history, request, step)
+        tokens = choose_tokens(processed, request, [generators[i] for i in active])
+        kept = []
+        for row, (index, token) in enumerate(zip(active, tokens)):
+            if token == EOS:
+                reasons[index] = "eos"
+            elif trackers[index].add(token):
+                reasons[index] = "stop"
+            else:
+                kept.append(row)
+        if not kept or step == request.max_tokens - 1:
+            break
+        if len(kept) < len(active):  # finished rows leave the session
+            session.reorder(torch.tensor(kept))
+        active = [active[row] for row in kept]
+        logits = session.advance(torch.tensor([tokens[row] for row in kept]))
+    return [Decoded(t.text, list(t.ids), reason) for t, reason in zip(trackers, reasons)]
 
 
 def sample_to_end(start: StartFunction, request: TextRequest, tokenizer: Tokenizer, generator, prompt_ids=()) -> Decoded:

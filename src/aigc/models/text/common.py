@@ -108,6 +108,12 @@ class TextModel(nn.Module):
                 results = decoding.beam_search(
                     lambda rows: self.start_decoding(ids, rows, **options), request, self.tokenizer, self.history_ids(ids)
                 )
+            elif request.count > 1 and generator is None:  # the samples as rows of one batch, seeds unchanged
+                ids = self.prompt_ids(request.prompt)
+                generators = [torch.Generator().manual_seed(request.seed + i) for i in range(request.count)]
+                results = decoding.sample_batch(
+                    lambda rows: self.start_decoding(ids, rows, **options), request, self.tokenizer, generators, self.history_ids(ids)
+                )
             else:
                 results = [self._finish(self._sample(request, generator, i, **options)) for i in range(request.count)]
         return self.text_sample(request, results)

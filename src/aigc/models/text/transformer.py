@@ -56,6 +56,12 @@ class GPTConfig(TokenizerSettings):
 # -------------------------------------------------------------------------------------------- blocks
 
 
+def dropout(module: nn.Dropout, x: Tensor) -> Tensor:
+    """`module(x)`, skipped when it would do nothing (eval mode or p = 0): generation calls this a dozen times
+    per token, and a module call costs more than the tiny matmuls around it."""
+    return module(x) if module.training and module.p > 0 else x
+
+
 class KVCache:
     """Keys and values of one block for `rows` sequences: [rows, heads, capacity, head_dim], filled to `length`."""
 
@@ -66,10 +72,10 @@ class KVCache:
 
     def append(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         new = keys.shape[2]
-        self.keys[:, :, self.length : self.length + new] = keys
-        self.values[:, :, self.length : self.length + new] = values
+        self.keys.narrow(2, self.length, new).copy_(keys)  # in place: the cache is allocated once, at its full size
+        self.values.narrow(2, self.length, new).copy_(values)
         self.length += new
-        return self.keys[:, :, : self.length], self.values[:, :, : self.length]
+        return self.keys.narrow(2, 0, self.length), self.values.narrow(2, 0, self.length)
 
     def reorder(self, rows: Tensor) -> None:
         self.keys = self.keys.index_select(0, rows)
@@ -99,7 +105,7 @@ class CausalSelfAttention(nn.Module):
                 raise ValueError("the KV cache takes one token at a time after the prompt")
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         y = y.transpose(1, 2).reshape(batch, length, width)  # [B, T, C]
-        return self.residual_dropout(self.proj(y))
+        return dropout(self.residual_dropout, self.proj(y))
 
 
 class MLP(nn.Module):
@@ -111,7 +117,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
+        return dropout(self.dropout, self.proj(F.gelu(self.fc(x))))
 
 
 class Block(nn.Module):
@@ -168,9 +174,10 @@ class GPT(LanguageModel):
         length = inputs.shape[1]
         if start + length > self.config.context_length:
             raise ValueError(f"{start + length} positions exceed context_length={self.config.context_length}")
-        positions = torch.arange(start, start + length, device=inputs.device)
-        position = self.position_embedding(positions) if self.position_embedding is not None else self.position_table[positions]
-        x = self.dropout(self.token_embedding(inputs) + position)  # [B, T, C]
+        # Rows start..start+T-1 of the position table, sliced (the same values as an embedding lookup, one
+        # op fewer per generated token).
+        table = self.position_embedding.weight if self.position_embedding is not None else self.position_table
+        x = dropout(self.dropout, self.token_embedding(inputs) + table[start : start + length])  # [B, T, C]
         for index, block in enumerate(self.blocks):
             x = block(x, None if caches is None else caches[index])
         return self.output(self.norm(x))
