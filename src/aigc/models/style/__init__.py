@@ -9,6 +9,6 @@
 colour preservation. Importing this package registers the trained families (fast, adain).
 """
 
-from aigc.models.style import adain, fast  # noqa: F401  (registers the trainable families)
+from aigc.models.style import adain, cyclegan, fast  # noqa: F401  (registers the trainable families)
 
 

@@ -70,16 +70,17 @@ class ResidualBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """The image transformation network: RGB [-1, 1] [B, 3, H, W] -> RGB [-1, 1], H and W multiples of 4."""
+    """The image transformation network: [-1, 1] [B, C, H, W] -> [-1, 1] [B, C, H, W], H and W multiples of 4
+    (C = 3 here; CycleGAN's generators are this network too, Zhu et al. 2017 §4, with C = 1 for digits)."""
 
-    def __init__(self, width: int, residual_blocks: int):
+    def __init__(self, width: int, residual_blocks: int, channels: int = 3):
         super().__init__()
         self.body = nn.Sequential(
-            conv_norm_relu(3, width, 9), conv_norm_relu(width, 2 * width, 3, 2), conv_norm_relu(2 * width, 4 * width, 3, 2),
+            conv_norm_relu(channels, width, 9), conv_norm_relu(width, 2 * width, 3, 2), conv_norm_relu(2 * width, 4 * width, 3, 2),
             *[ResidualBlock(4 * width) for _ in range(residual_blocks)],
             nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(4 * width, 2 * width, 3),
             nn.Upsample(scale_factor=2, mode="nearest"), conv_norm_relu(2 * width, width, 3),
-            conv(width, 3, 9), nn.Tanh(),
+            conv(width, channels, 9), nn.Tanh(),
         )
 
     def forward(self, images: Tensor) -> Tensor:
