@@ -361,3 +361,17 @@ def test_warnings_are_one_line_on_the_cli(straight, tmp_path):
 def test_fit_without_a_scorer_refuses_eval_metrics(tmp_path):
     with pytest.raises(ConfigError, match="train.eval_metrics"):
         fit(tiny("dcgan", "train.eval_metrics=['fid']", "train.eval_every=2"), tmp_path / "run")
+
+
+def test_a_callback_failing_at_the_end_does_not_cost_the_final_checkpoint(tmp_path):
+    """The sample grid's on_fit_end ran before the checkpointer's: when it failed, nothing was saved."""
+    from aigc.training.callbacks import Callback, default_callbacks
+
+    class BrokenAtEnd(Callback):
+        def on_fit_end(self, state):
+            raise RuntimeError("the sample grid could not be drawn")
+
+    config = tiny("dcgan")
+    with pytest.raises(RuntimeError, match="sample grid"):
+        fit(config, tmp_path / "run", callbacks=[BrokenAtEnd(), *default_callbacks(config, tmp_path / "run")])
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == f"step-{config.train.max_steps:07d}"

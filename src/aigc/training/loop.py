@@ -398,8 +398,14 @@ def _fit(config, run_dir, resume, callbacks, info, device, model=None) -> TrainR
             for callback in callbacks:
                 callback.on_step_done(state)
     state.request_stop(f"max_steps {train.max_steps} reached")  # (a no-op when a reason is already set)
-    for callback in callbacks:
-        callback.on_fit_end(state)
+    failed: BaseException | None = None
+    for callback in callbacks:  # every one runs: a failing sample grid must not cost the final checkpoint
+        try:
+            callback.on_fit_end(state)
+        except Exception as error:
+            failed = failed or error
+    if failed is not None:
+        raise failed
     return TrainResult(run_dir, state.last_checkpoint, state.step, state.stop_reason, dict(state.metrics))
 
 
