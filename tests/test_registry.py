@@ -45,10 +45,10 @@ def test_the_builtin_registries_find_their_entries():
     assert registry.get_prompt_encoder("minilm").dim == 384
     from aigc.schedulers import DDIMScheduler
 
-    assert SCHEDULERS.get("ddim") is DDIMScheduler and SCHEDULERS.names() == ["ddim", "ddpm"]
+    assert SCHEDULERS.get("ddim") is DDIMScheduler and SCHEDULERS.names() == ["ddim", "ddpm", "dpmpp-2m"]
     with pytest.raises(ConfigError, match="unknown diffusion scheduler 'euler'") as error:
         SCHEDULERS.get("euler")
-    assert error.value.field == "model.sampler" and "ddim, ddpm" in error.value.fix
+    assert error.value.field == "model.sampler" and "ddim, ddpm, dpmpp-2m" in error.value.fix
     with pytest.raises(ConfigError, match="unknown model family 'stylegan'") as error:
         registry.get_model("stylegan")
     assert "dcgan" in error.value.fix and error.value.field == "family"

@@ -1,4 +1,4 @@
-"""DDPM and DDIM schedulers: the forward process, set_timesteps, and steps that invert it exactly."""
+"""DDPM, DDIM and DPM-Solver++(2M) schedulers: the forward process, set_timesteps, and steps that invert it exactly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aigc.errors import AigcError
-from aigc.schedulers import DDIMScheduler, DDPMScheduler
+from aigc.schedulers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from aigc.schedulers.common import make_betas
 
 
@@ -120,3 +120,56 @@ def test_a_timestep_that_was_not_chosen_is_an_error():
     scheduler.set_timesteps(10)
     with pytest.raises(AigcError, match="not one of the chosen"):
         scheduler.step(torch.zeros(1, 1, 2, 2), 500, torch.zeros(1, 1, 2, 2))
+
+
+# ------------------------------------------------------------------------------------- DPM-Solver++(2M)
+
+
+def _lambda(scheduler, t: int) -> float:
+    a = scheduler.alphas_cumprod[t].item()
+    return 0.5 * math.log(a / (1 - a))
+
+
+def test_dpm_solver_first_step_is_ddim_and_second_uses_the_2m_formula():
+    """Lu et al. 2022, Algorithm 2, by hand: step 1 is first order (equal to DDIM), step 2 combines the
+    last two x_0 estimates with r = h_prev / h; with a constant x_0 estimate both orders agree."""
+    dpm, ddim = DPMSolverMultistepScheduler(1000, clip_sample=False), DDIMScheduler(1000, clip_sample=False)
+    dpm.set_timesteps(10)
+    ddim.set_timesteps(10)
+    sample, eps1, eps2 = torch.randn(1, 1, 3, 3), torch.randn(1, 1, 3, 3), torch.randn(1, 1, 3, 3)
+    first = dpm.step(eps1, 999, sample)
+    torch.testing.assert_close(first.prev_sample, ddim.step(eps1, 999, sample).prev_sample, atol=1e-5, rtol=1e-5)
+
+    x = first.prev_sample
+    second = dpm.step(eps2, 899, x)
+    a = {t: dpm.alphas_cumprod[t].item() for t in (999, 899, 799)}
+    d_prev = (sample - math.sqrt(1 - a[999]) * eps1) / math.sqrt(a[999])  # x_0 estimates
+    d_now = (x - math.sqrt(1 - a[899]) * eps2) / math.sqrt(a[899])
+    h_prev, h = _lambda(dpm, 899) - _lambda(dpm, 999), _lambda(dpm, 799) - _lambda(dpm, 899)
+    r = h_prev / h
+    d = (1 + 1 / (2 * r)) * d_now - 1 / (2 * r) * d_prev
+    expected = math.sqrt(1 - a[799]) / math.sqrt(1 - a[899]) * x - math.sqrt(a[799]) * (math.exp(-h) - 1) * d
+    torch.testing.assert_close(second.prev_sample, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(second.pred_original_sample, d_now, atol=1e-5, rtol=1e-5)
+
+
+def test_dpm_solver_with_an_oracle_lands_on_the_image_and_starts_over_each_run():
+    clean = torch.rand(2, 1, 4, 4) * 2 - 1
+    scheduler = DPMSolverMultistepScheduler(1000)
+    for steps in (1, 10, 15, 10):  # the repeat: a second run with the same object is not polluted by the first
+        scheduler.set_timesteps(steps)
+        sample = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+        for t in scheduler.timesteps:
+            a = scheduler.alphas_cumprod[int(t)].item()
+            sample = scheduler.step((sample - math.sqrt(a) * clean) / math.sqrt(1 - a), int(t), sample).prev_sample
+        torch.testing.assert_close(sample, clean, atol=1e-4, rtol=0)
+
+
+def test_dpm_solver_is_registered_and_deterministic():
+    from aigc.schedulers import SCHEDULERS
+
+    assert SCHEDULERS.get("dpmpp-2m") is DPMSolverMultistepScheduler
+    scheduler = DPMSolverMultistepScheduler(1000)
+    scheduler.set_timesteps(5)
+    sample, eps = torch.randn(1, 1, 2, 2), torch.randn(1, 1, 2, 2)
+    assert torch.equal(scheduler.step(eps, 999, sample, noise=torch.ones_like(sample)).prev_sample, scheduler.step(eps, 999, sample).prev_sample)

@@ -42,7 +42,7 @@ def test_the_form_offers_prompt_guidance_and_sampler(t2i_client):
     models = {m["name"]: m for m in t2i_client.get("/api/v1/models").json()["models"]}
     painter = {f["name"]: f for f in models["painter"]["accepts"]}
     assert painter["prompt"]["type"] == "string" and painter["guidance"]["maximum"] == 30
-    assert painter["sampler"]["enum"] == ["ddpm", "ddim"] and "labels" in painter  # captioned digits: labels stand for prompts
+    assert painter["sampler"]["enum"] == ["ddpm", "ddim", "dpmpp-2m"] and "labels" in painter  # captioned digits: labels stand for prompts
     noise = {f["name"] for f in models["noise"]["accepts"]}
     assert "labels" not in noise and "sample_steps" in noise
     assert "sampler" not in {f["name"] for f in models["vae"]["accepts"]}

@@ -183,7 +183,7 @@ class DiffusionImageRequest(LatentImageRequest):
     """Diffusion sampling: which scheduler, how many of its steps, and (class-conditional models) a guidance scale."""
 
     guidance: float | None = Field(None, ge=0.0, le=MAX_GUIDANCE)  # classifier-free guidance scale (None: the model's default)
-    sampler: Literal["ddpm", "ddim"] | None = None  # None: the model's default (DDIM)
+    sampler: Literal["ddpm", "ddim", "dpmpp-2m"] | None = None  # None: the model's default; dpmpp-2m = DPM-Solver++(2M)
     sample_steps: int | None = Field(None, ge=1, le=1000)  # denoising steps; DDIM gives images in 10-50
 
 

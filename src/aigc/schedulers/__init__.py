@@ -14,8 +14,10 @@ from aigc.registry import SCHEDULERS
 from aigc.schedulers.common import NoiseSchedule, StepOutput
 from aigc.schedulers.ddim import DDIMScheduler
 from aigc.schedulers.ddpm import DDPMScheduler
+from aigc.schedulers.dpm_solver import DPMSolverMultistepScheduler
 
 SCHEDULERS.register("ddpm", DDPMScheduler)
 SCHEDULERS.register("ddim", DDIMScheduler)
+SCHEDULERS.register("dpmpp-2m", DPMSolverMultistepScheduler)
 
-__all__ = ["DDIMScheduler", "DDPMScheduler", "NoiseSchedule", "SCHEDULERS", "StepOutput"]
+__all__ = ["DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler", "NoiseSchedule", "SCHEDULERS", "StepOutput"]

@@ -35,7 +35,7 @@ FIELD_HELP = {
     "top_p": "Sample from the smallest set of tokens whose probability reaches p.",
     "max_tokens": "Length of the generated text, in tokens.",
     "guidance": "Diffusion: how closely to follow the prompt or class (classifier-free guidance; 1 = none).",
-    "sampler": "Diffusion: ddim (deterministic, few steps) or ddpm (stochastic).",
+    "sampler": "Diffusion: ddim (deterministic, few steps), ddpm (stochastic) or dpmpp-2m (DPM-Solver++, 10-15 steps).",
     "sample_steps": "Diffusion: denoising steps (DDIM: 10-50).",
     "interpolate": "Two seeds A, B: images along the path from A's noise to B's.",
 }
