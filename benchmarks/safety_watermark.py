@@ -160,7 +160,7 @@ def main() -> None:
         print(f"  {size}: {sum(hits)}/{len(hits)}")
     print(f"\nunmarked images (every image under every attack): {false_positives}/{unmarked_tests} detected; bits matching the key's payload "
           f"mean {np.mean(null_bits):.1f}, max {max(null_bits)} (chance: 24 +- 3.5; detection needs >= {48 - ours.MAX_WRONG_BITS})")
-    tries = 1 + 9 + len(ours.ROTATIONS) - 1  # as made, the lattice and its 8 neighbours, the rotations but 0
+    tries = 1 + 9 + len(ours.ROTATIONS) - 1 + len(ours.SCALES)  # as made, the lattice and 8 neighbours, turns, resizes
     bound = tries * sum(math.comb(48, k) for k in range(ours.MAX_WRONG_BITS + 1)) / 2**48
     print(f"false-positive rate by the detection statistic: <= {bound:.1e} per image ({tries} geometries x P(Binomial(48, 1/2) >= {48 - ours.MAX_WRONG_BITS}))")
     null = null_check(pictures)

@@ -19,9 +19,9 @@ Detection (`detect`), for a file of any size:
        shift (FFT); the shift where the correlations carry the most energy is the tile's position (a crop)
     4. the 48 signs are the bits; the mark is present when at most MAX_WRONG_BITS differ from the key's
        payload. On an unmarked image each bit is a fair coin, so the chance of that is the binomial tail,
-       P(<= 5 of 48 wrong) = 6.8e-9, times the number of geometries tried (<= 22): under 2e-7.
+       P(<= 5 of 48 wrong) = 6.8e-9, times the number of geometries tried (<= 27): under 2e-7.
     When the lattice cannot be read (a small or flat image), whole-degree rotations from -6 to 6 are tried
-    at scale 1 (a rotation without a resize is the common edit).
+    at scale 1, then the common resizes (SCALES) unturned.
 
 Images smaller than MIN_SIDE pixels are not marked: a 28x28 MNIST digit holds less than one tile, and even
 256 pixels hold only ~7 tiles, which is what the measured robustness rests on (benchmarks/safety_watermark.py).
@@ -46,6 +46,8 @@ MIN_SIDE = 256  # smaller images are left unmarked (see the module docstring)
 MAX_WRONG_BITS = 5
 # Whole degrees tried at scale 1, nearest first, when the lattice cannot be read (small or flat images).
 ROTATIONS = tuple(sorted(range(-6, 7), key=abs))
+# Then the common resizes, unturned: to 50% and 75%, 10% and 20% cropped off and scaled back, doubled.
+SCALES = (0.5, 0.75, 1 / 0.9, 1 / 0.8, 2.0)
 SCHEME = "aigc-image-v1"
 
 
@@ -203,11 +205,14 @@ def detect(image: np.ndarray, key: str) -> ImageDetection:
             if 0.3 <= scale * ds <= 3.0 and attempt(scale * ds, rotation + dr):
                 found = True
                 break
-    if not found:
-        for degrees in ROTATIONS:
-            if degrees and attempt(1.0, math.radians(degrees)):
-                found = True
-                break
+    for degrees in ROTATIONS if not found else ():
+        if degrees and attempt(1.0, math.radians(degrees)):
+            found = True
+            break
+    for scale in SCALES if not found else ():
+        if attempt(scale, 0.0):
+            found = True
+            break
     sync, scale, rotation, correct = tried[-1] if found else max(tried)
     bound = min(1.0, len(tried) * _tail(BITS - correct))
     return ImageDetection(found, correct, bound, round(scale, 4), round(math.degrees(rotation), 2), round(sync, 2))
