@@ -130,7 +130,7 @@ PROMPT_ENCODERS: Registry[PromptEncoderSpec] = Registry(
 SCHEDULERS: Registry[type] = Registry("diffusion scheduler", field="model.sampler", providers=("aigc.schedulers",))
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", field="backbone", providers=("aigc.backbones",))
 TRANSFORMS: Registry[TransformSpec] = Registry(
-    "model transform", field="transforms", providers=("aigc.optimize.quantize", "aigc.optimize.prune", "aigc.optimize.low_rank")
+    "model transform", field="transforms", providers=("aigc.optimize.quantize", "aigc.optimize.prune", "aigc.optimize.low_rank", "aigc.optimize.separable")
 )
 
 

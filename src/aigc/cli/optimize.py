@@ -32,6 +32,7 @@ def optimize_command(
     structured: bool = typer.Option(False, "--structured", help="Remove whole conv channels, so that the tensors shrink."),
     scope: str = typer.Option("global", "--scope", help="Magnitude pruning: rank weights across all layers (global) or per layer."),
     low_rank: Optional[int] = typer.Option(None, "--low-rank", help="Factorise Linear and Conv2d layers by truncated SVD at this rank."),
+    separable: bool = typer.Option(False, "--separable", help="Replace k x k convolutions by depthwise + 1 x 1 ones (then --finetune)."),
     distill: Optional[str] = typer.Option(None, "--distill", help="A student preset (smaller, same modality): train it from this run as teacher."),
     steps: int = typer.Option(1000, "--steps", help="With --distill: training steps of the student."),
     set_: list[str] = typer.Option([], "--set", help="With --distill: override a student setting, e.g. --set model.num_layers=2 (repeatable)."),
@@ -67,7 +68,7 @@ def optimize_command(
         console.print(reporting.markdown(result.report), highlight=False, soft_wrap=True)
         console.print(f"distilled run: {result.out}  (aigc generate {result.out})", highlight=False, soft_wrap=True)
         return
-    plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, finetune=finetune, quantize=quantize, export=export)
+    plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, separable=separable, finetune=finetune, quantize=quantize, export=export)
     result = optimize(run, out, plan, settings=settings, measure_quality=not no_quality, force=force)
     if as_json:
         console.print_json(json.dumps(result.report))

@@ -1,6 +1,6 @@
 """`aigc optimize RUN --out RUN-small ...`: the steps in a fixed order, written as an ordinary run folder.
 
-    prune (magnitude or channels) -> low-rank factorisation -> fine-tune -> quantise -> save the checkpoint -> export -> report
+    prune (magnitude or channels) -> low-rank factorisation -> separable convs -> fine-tune -> quantise -> save the checkpoint -> export -> report
 
 RUN-small/checkpoints/step-N/ holds model.safetensors (the weights generation uses; training-only ones such as
 a GAN's discriminator are left out, as a zoo export does) and checkpoint.json: the run's config, unchanged,
@@ -23,7 +23,7 @@ from aigc import checkpoint as ckpt
 from aigc.config import RunConfig, load_config
 from aigc.errors import AigcError, ConfigError
 from aigc.loading import LoadedModel, load
-from aigc.optimize import low_rank, prune, quantize
+from aigc.optimize import low_rank, prune, quantize, separable
 from aigc.optimize import report as reporting
 from aigc.optimize.modules import training_only
 from aigc.registry import get_model
@@ -37,6 +37,7 @@ class Plan:
     structured: bool = False  # remove whole conv channels instead of single weights
     scope: str = "global"  # magnitude pruning: rank weights across all layers ("global") or per layer
     low_rank: int | None = None  # SVD rank for Linear and Conv2d layers
+    separable: bool = False  # k x k convolutions -> depthwise k x k + pointwise 1 x 1
     finetune: int = 0  # training steps after pruning or factorising, through the one loop
     quantize: str | None = None  # "dynamic"
     export: str | None = None  # "onnx"
@@ -51,7 +52,10 @@ class Plan:
             if self.prune is not None and not self.structured:
                 raise AigcError("--low-rank replaces the layers whose zeros --prune would keep", field="--low-rank",
                                 fix="use --prune with --structured, or factorise in a separate run")
-        if self.finetune and self.prune is None and self.low_rank is None:
+        if self.separable and self.prune is not None and not self.structured:
+            raise AigcError("--separable replaces the layers whose zeros --prune would keep", field="--separable",
+                            fix="use --prune with --structured, or make the convs separable in a separate run")
+        if self.finetune and self.prune is None and self.low_rank is None and not self.separable:
             raise AigcError("--finetune recovers what pruning or factorising lost; nothing was changed", field="--finetune",
                             fix="add --prune 0.5 or --low-rank 16, or leave --finetune out")
         if self.finetune < 0:
@@ -64,7 +68,7 @@ class Plan:
         if self.export and self.quantize:
             raise AigcError("an int8 network has no ONNX export here (quantized::linear_dynamic)", field="--export",
                             fix="export the float model in one run (--export onnx) and quantise in another")
-        if not any((self.prune, self.low_rank, self.quantize, self.export)):
+        if not any((self.prune, self.low_rank, self.separable, self.quantize, self.export)):
             raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",
                             fix="add --quantize dynamic, --prune 0.5 [--structured], --low-rank R [--finetune N] or --export onnx")
 
@@ -139,7 +143,7 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     original = load(source)
     module = load(source).module  # a second copy, changed in place; `original` stays as it was for the report
     transforms = list(original.info.sidecar.get("transforms", []))
-    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize or plan.low_rank):
+    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize or plan.low_rank or plan.separable):
         raise AigcError(f"{source} is already quantised: int8 weights cannot be pruned or quantised again",
                         field="RUN", fix="optimise the float run it came from")
     masks = None
@@ -151,6 +155,8 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
             transforms.append(record)
     if plan.low_rank is not None:
         transforms.append(low_rank.factorize(module, plan.low_rank))
+    if plan.separable:
+        transforms.append(separable.make_separable(module))
     if plan.finetune:
         from aigc.optimize.finetune import finetune  # the training side, only when asked for
 
