@@ -334,6 +334,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 
 def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()  # fp32 losses: bf16 autocast gives bf16 logits
     if kind in ("minimax", "non-saturating"):
         # -log sigmoid(r) - log(1 - sigmoid(f)), written with softplus for stability
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
@@ -343,6 +344,7 @@ def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> T
 
 
 def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
+    fake_logits = fake_logits.float()  # fp32 loss under bf16 autocast, as in discriminator_loss
     if kind == "minimax":
         return -F.softplus(fake_logits).mean()  # minimise log(1 - sigmoid(f)) = -softplus(f): saturates early
     if kind == "non-saturating":
