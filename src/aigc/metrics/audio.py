@@ -151,6 +151,7 @@ def package_audio_classifier(run: str | Path, *, command: str, test_accuracy: fl
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{PACKAGED_NAME}.safetensors"
     save_file({key: value.contiguous() for key, value in loaded.module.state_dict().items()}, str(target))
+    target.chmod(0o644)  # package data: readable by everyone who installs it
     card = {
         "name": PACKAGED_NAME, "file": target.name, "sha256": sha256_file(target),
         "dataset": loaded.info.config.data.name, "test_accuracy": test_accuracy, "test_clips": test_clips,
