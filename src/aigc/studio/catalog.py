@@ -36,7 +36,7 @@ FIELD_HELP = {
     "max_tokens": "Length of the generated text, in tokens.",
     "guidance": "Diffusion: how closely to follow the prompt or class (classifier-free guidance; 1 = none).",
     "sampler": "Diffusion: ddim (deterministic, few steps), ddpm (stochastic) or dpmpp-2m (DPM-Solver++, 10-15 steps).",
-    "sample_steps": "Diffusion: denoising steps (DDIM: 10-50).",
+    "sample_steps": "Diffusion: denoising steps (dpmpp-2m: 10-15, DDIM: 10-50).",
     "interpolate": "Two seeds A, B: images along the path from A's noise to B's.",
 }
 # Fields that vary per image and so do not stop jobs from running together.
