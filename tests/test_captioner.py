@@ -106,3 +106,22 @@ def test_the_captioner_learns_to_name_the_digit(tmp_path):
         text = model.generate(CaptionRequest(image=((image[0] + 1) * 127.5).round().to(torch.uint8).numpy())).text
         right += DIGIT_WORDS_EN[label] in text.split() or str(label) in text.split() or DIGIT_WORDS_ZH[label] in text
     assert right / len(batch["labels"]) > 0.5, right
+
+
+def test_the_cli_captions_an_image_file_and_refuses_a_broken_one(run, digit, tmp_path):
+    import subprocess
+    import sys
+
+    def aigc_cli(*args):
+        return subprocess.run([sys.executable, "-m", "aigc", "generate", str(run.run_dir), *args], capture_output=True, text=True, timeout=120)
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(digit, mode="L").save(path)
+    result = aigc_cli("--image", str(path), "--seed", "1", "--out", str(tmp_path / "caption.txt"))
+    assert result.returncode == 0, result.stderr
+    expected = aigc.load(run.run_dir).generate(CaptionRequest(image=digit, seed=1)).text
+    assert result.stdout.rstrip("\n") == expected and (tmp_path / "caption.txt").read_text(encoding="utf-8").startswith(expected)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    result = aigc_cli("--image", str(broken))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "request.image" in result.stderr

@@ -46,6 +46,7 @@ def generate_command(
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Text, beam search: rank beams by score / length**P (default 1; 0 = raw log-probability)."),
     stop: list[str] = typer.Option([], "--stop", help="Text: stop at this string (repeatable)."),
     stream: bool = typer.Option(False, "--stream", help="Text: print the text piece by piece as it is generated."),
+    image: Optional[str] = typer.Option(None, "--image", help="Models that read an image (a captioner, image-to-image translation): its file."),
     param: list[str] = typer.Option([], "--param", help="Any other request field of this model: --param key=value (TOML value; repeatable)."),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime: a GAN run's ONNX export (aigc optimize RUN --out RUN-onnx --export onnx)."),
 ) -> None:
@@ -75,7 +76,7 @@ def generate_command(
         "count": count, "seed": seed, "labels": label or None, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": min_tokens,
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "repetition_penalty": repetition_penalty,
         "num_beams": beams, "length_penalty": length_penalty, "stop": stop or None, "guidance": guidance, "sampler": sampler,
-        "sample_steps": sample_steps, "interpolate": pair,
+        "sample_steps": sample_steps, "interpolate": pair, "image": image,
     }
     values = {key: value for key, value in given.items() if value is not None}
     values.update(_params(param, model.request_class, set(values)))
@@ -117,7 +118,8 @@ def generate_command(
 def _modality(model) -> str:
     from aigc.registry import get_model
 
-    return get_model(model.info.family).modality
+    modality = get_model(model.info.family).modality
+    return "text" if modality == "image-to-text" else modality  # what the command writes: a captioner's text
 
 
 def _checked_target(path: Path, force: bool) -> Path:
