@@ -125,6 +125,15 @@ def test_multi_scale_and_two_blended_styles(images):
     assert batch.images.shape == (1, 64, 96, 3) and batch.parameters["style_blend"] == [0.75, 0.25]
 
 
+def test_a_content_image_already_at_the_size_is_optimised(images):
+    """A regression: a content image needing no resize reached L-BFGS as a channels-last view, and L-BFGS
+    failed on its gradient ("view size is not compatible with input tensor's size and stride")."""
+    from aigc.models.style.gatys import Gatys
+
+    batch = generate(Gatys(), request(images, size=96, steps=2))  # the content file is 96x64
+    assert batch.images.shape == (1, 64, 96, 3)
+
+
 def test_alpha_zero_leaves_the_content(images):
     from aigc.models.style.gatys import Gatys
 

@@ -133,7 +133,7 @@ class Gatys(nn.Module):
 
     def initial(self, content: Tensor, request: GatysRequest, seed: int) -> Tensor:
         if request.init == "content":
-            return content.clone()
+            return content.clone(memory_format=torch.contiguous_format)  # L-BFGS flattens its gradient with view()
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same noise on every device
         return (torch.randn(content.shape, generator=generator) * 0.5).clamp(-1, 1).to(content.device)
 

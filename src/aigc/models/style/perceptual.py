@@ -33,7 +33,8 @@ def read_rgb(path: str, *, field: str) -> tuple[Tensor, list[str], str]:
     from aigc.data.image_files import read_image
 
     picture = read_image(path, field=field)
-    pixels = torch.from_numpy(picture.pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+    # contiguous: a permuted view would reach optimisers as a strided tensor (L-BFGS cannot flatten its gradient)
+    pixels = torch.from_numpy(picture.pixels).permute(2, 0, 1)[None].float().contiguous() / 127.5 - 1
     return pixels, [f"{field}: {note}" for note in picture.notes], picture.sha256
 
 

