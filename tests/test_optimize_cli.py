@@ -53,6 +53,7 @@ def test_an_optimised_run_generates_evaluates_and_compares_from_the_command_line
     (["--out", "X", "--prune", "0.5", "--finetune", "-3"], "--finetune"),
     (["--out", "X", "--export", "tflite"], "unknown export format 'tflite'"),
     (["--out", "X", "--low-rank", "0"], "whole number >= 1"),
+    (["--out", "X", "--distill", "dcgan-tiny", "--quantize", "dynamic"], "--distill trains a new network"),
     ([], "needs a run and --out"),
 ])
 def test_bad_options_are_one_clear_error(gan_run, tmp_path, args, message):

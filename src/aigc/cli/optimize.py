@@ -64,6 +64,9 @@ def optimize_command(
     from aigc.optimize.pipeline import Plan, distill as distill_run, optimize
 
     if distill is not None:
+        if any((quantize, prune, low_rank, separable, finetune, export)):
+            raise AigcError("--distill trains a new network; the other steps apply to an existing one", field="--distill",
+                            fix="distil first, then optimise the student: aigc optimize RUN-student --out RUN-student-int8 --quantize dynamic")
         result = distill_run(run, out, distill, steps, overrides=set_, settings=settings, measure_quality=not no_quality, force=force)
         console.print(reporting.markdown(result.report), highlight=False, soft_wrap=True)
         console.print(f"distilled run: {result.out}  (aigc generate {result.out})", highlight=False, soft_wrap=True)
