@@ -11,6 +11,7 @@ Heavy imports (FastAPI, SQLAlchemy, torch) happen inside the commands, so `aigc 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +34,19 @@ def _settings(**options):
             merged.update(parse_models(item))
         options["models"] = {**StudioSettings.from_env().models, **merged}
     return StudioSettings.from_env(**options)
+
+
+@contextmanager
+def _open_database(database_url: str | None, data_dir: Path | None):
+    """The studio's settings and database as the `keys` commands' options name them; closed on the way out."""
+    from aigc.studio.db.session import open_database
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    db = open_database(settings.resolved_database_url)
+    try:
+        yield settings, db
+    finally:
+        db.dispose()
 
 
 @studio_app.callback(invoke_without_command=True)
@@ -108,15 +122,10 @@ def keys_create(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder (for the default SQLite file)."),
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from aigc.studio.db.session import open_database
     from aigc.studio.keys import create_key
 
-    settings = _settings(database_url=database_url, data_dir=data_dir)
-    db = open_database(settings.resolved_database_url)
-    try:
+    with _open_database(database_url, data_dir) as (_, db):
         key, row = create_key(db, name, account=account, rate_limit_per_minute=rate_limit, queue_limit=queue_limit)
-    finally:
-        db.dispose()
     typer.echo(f"created key {row.prefix} ({name}); send it as `X-API-Key`. It is shown only now:", err=True)
     typer.echo(key)
 
@@ -127,12 +136,9 @@ def keys_list(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder."),
 ) -> None:
     """Keys by prefix, account, limits and last use (never the keys themselves)."""
-    from aigc.studio.db.session import open_database
     from aigc.studio.keys import list_keys
 
-    settings = _settings(database_url=database_url, data_dir=data_dir)
-    db = open_database(settings.resolved_database_url)
-    try:
+    with _open_database(database_url, data_dir) as (settings, db):
         for row in list_keys(db):
             # A key without its own limits has the server's defaults (each key counts on its own).
             rate = f"{row['rate_limit_per_minute']}/min" if row["rate_limit_per_minute"] else f"{settings.rate_limit_per_minute}/min (default)"
@@ -141,8 +147,6 @@ def keys_list(
                 f"{row['id']:>4}  {row['prefix']}  {row['name']:<20} account={row['account']:<20} {'REVOKED' if row['revoked'] else 'active'}"
                 f"  rate {rate}  queue {queue}  last used {row['last_used_at'] or 'never'}"
             )
-    finally:
-        db.dispose()
 
 
 @keys_app.command("revoke")
@@ -153,14 +157,10 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: requests with it get 401 from then on."""
     from aigc.errors import AigcError
-    from aigc.studio.db.session import open_database
     from aigc.studio.keys import revoke_key
 
-    db = open_database(_settings(database_url=database_url, data_dir=data_dir).resolved_database_url)
-    try:
+    with _open_database(database_url, data_dir) as (_, db):
         count = revoke_key(db, key)
-    finally:
-        db.dispose()
     if count == 0:
         raise AigcError(f"no active key {key!r}", field="KEY", fix="see `aigc studio keys list`")
     typer.echo(f"revoked {count} key(s)")
