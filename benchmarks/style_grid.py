@@ -28,7 +28,7 @@ from aigc.models.style.gatys import Gatys, GatysRequest  # noqa: E402
 from aigc.models.style.perceptual import PerceptualLoss, read_rgb, resize_long_side  # noqa: E402
 
 
-def losses(loss: PerceptualLoss, picture: np.ndarray, content: Tensor, style) -> tuple[float, float]:
+def losses(loss: PerceptualLoss, picture: np.ndarray, content: torch.Tensor, style: torch.Tensor) -> tuple[float, float]:
     """(content, style) relative errors of uint8 pixels [H, W, 3] against the content and style images."""
     image = torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].float() / 127.5 - 1
     content = torch.nn.functional.interpolate(content, size=image.shape[2:], mode="bilinear", antialias=True, align_corners=False)
