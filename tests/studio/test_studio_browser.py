@@ -166,7 +166,7 @@ def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, t
     page.goto(base)
     page.wait_for_selector("[data-testid=model] option[value=noise]", state="attached")
     page.select_option("[data-testid=model]", "noise")
-    assert page.locator("[data-testid=field-sampler]").input_value() == "ddim"
+    assert page.locator("[data-testid=field-sampler]").input_value() == "dpmpp-2m"
     assert page.locator("[data-testid=field-sample_steps]").input_value() == "4"  # ddpm-tiny's own, not an empty box
     page.fill("[data-testid=field-count]", "2")
     page.click("[data-testid=generate]")

@@ -106,7 +106,7 @@ def test_the_form_shows_the_models_real_defaults(t2i_client):
     """Fields that mean "the model's default" when left out say what that is (the model's config), not null."""
     models = {m["name"]: m for m in t2i_client.get("/api/v1/models").json()["models"]}
     painter = {f["name"]: f for f in models["painter"]["accepts"]}
-    assert painter["sampler"]["default"] == "ddim" and painter["sample_steps"]["default"] == 4 and painter["guidance"]["default"] == 3.0  # ddpm-tiny.toml
+    assert painter["sampler"]["default"] == "dpmpp-2m" and painter["sample_steps"]["default"] == 4 and painter["guidance"]["default"] == 3.0  # ddpm-tiny.toml
     assert painter["seed"]["default"] == -1  # a random seed
     noise = {f["name"]: f for f in models["noise"]["accepts"]}
     assert noise["sample_steps"]["default"] == 4
