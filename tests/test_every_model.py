@@ -44,15 +44,37 @@ class Snapshot(Callback):
         self.initial = {name: p.detach().clone() for name, p in state.model.named_parameters()}
 
 
+def train_with_snapshot(family, run_dir):
+    """Train the tiny preset; return the result, the parameters at the start and the trained ones."""
+    snapshot = Snapshot()
+    result = train_tiny(family, run_dir, callbacks=[snapshot])
+    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
+    return result, snapshot.initial, trained
+
+
+def assert_every_part_changed(initial, trained, parts):
+    """Training moved at least one parameter of each named top-level part (generator, unet, embedding, ...)."""
+    for part in parts:
+        names = [name for name in trained if name.split(".")[0] == part]
+        assert names
+        assert any(not torch.equal(initial[n], trained[n]) for n in names), f"{part} did not change"
+
+
+def assert_overrides_are_validated(family, *, typo, listed, key, good):
+    """A misspelled model key is refused with the valid keys listed, a value of the wrong type names its key,
+    and a good value reaches the config."""
+    with pytest.raises(ConfigError, match="unknown key") as error:
+        tiny(family, f"model.{typo}=3")
+    assert listed in str(error.value)  # the message lists the valid keys
+    with pytest.raises(ConfigError, match=f"model.{key}"):
+        tiny(family, f"model.{key}=zero")
+    assert getattr(tiny(family, f"model.{key}={good}").model, key) == good
+
+
 @pytest.mark.parametrize("family", GANS)
 def test_training_steps_change_every_network(family, tmp_path):
-    snapshot = Snapshot()
-    result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
-    for network in ("generator.", "discriminator."):
-        names = [name for name in snapshot.initial if name.startswith(network)]
-        assert names
-        assert any(not torch.equal(snapshot.initial[n], trained[n]) for n in names), f"{network} did not change"
+    result, initial, trained = train_with_snapshot(family, tmp_path / "run")
+    assert_every_part_changed(initial, trained, ("generator", "discriminator"))
     assert np.isfinite(result.metrics["loss/discriminator"])
     assert np.isfinite(result.metrics["loss/generator"])
 
@@ -86,34 +108,21 @@ def test_loaded_weights_equal_the_trained_ones(family, tmp_path):
 
 @pytest.mark.parametrize("family", LIKELIHOOD)
 def test_likelihood_model_training_changes_every_network(family, tmp_path):
-    snapshot = Snapshot()
-    result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
-    assert snapshot.initial.keys() == trained.keys()
-    for network in {name.split(".")[0] for name in trained}:  # encoder, decoder, unet, condition, ...
-        names = [name for name in trained if name.split(".")[0] == network]
-        assert any(not torch.equal(snapshot.initial[n], trained[n]) for n in names), f"{network} did not change"
+    result, initial, trained = train_with_snapshot(family, tmp_path / "run")
+    assert initial.keys() == trained.keys()
+    # encoder, decoder, unet, condition, ...
+    assert_every_part_changed(initial, trained, {name.split(".")[0] for name in trained})
     assert np.isfinite(result.metrics["loss/model"]) and np.isfinite(result.metrics["val/loss"])
 
 
 @pytest.mark.parametrize("family", LIKELIHOOD)
 def test_likelihood_model_overrides_are_validated(family):
-    with pytest.raises(ConfigError, match="unknown key") as error:
-        tiny(family, "model.image_sise=3")
-    assert "image_size" in str(error.value)
-    with pytest.raises(ConfigError, match="model.image_size"):
-        tiny(family, "model.image_size=zero")
-    assert tiny(family, "model.image_size=16").model.image_size == 16
+    assert_overrides_are_validated(family, typo="image_sise", listed="image_size", key="image_size", good=16)
 
 
 @pytest.mark.parametrize("family", GANS)
 def test_overrides_are_validated(family):
-    with pytest.raises(ConfigError, match="unknown key") as error:
-        tiny(family, "model.widht=3")
-    assert "width" in str(error.value)  # the message lists the valid keys
-    with pytest.raises(ConfigError, match="model.latent_dim"):
-        tiny(family, "model.latent_dim=zero")
-    assert tiny(family, "model.latent_dim=5").model.latent_dim == 5
+    assert_overrides_are_validated(family, typo="widht", listed="width", key="latent_dim", good=5)
 
 
 # ------------------------------------------------------------------------------------------ classifiers
@@ -125,11 +134,9 @@ def test_the_classifier_family_is_registered_as_a_classifier():
 
 @pytest.mark.parametrize("family", CLASSIFIERS)
 def test_classifier_training_steps_change_the_weights(family, tmp_path):
-    snapshot = Snapshot()
-    result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
-    assert snapshot.initial.keys() == trained.keys()
-    changed = [name for name in trained if not torch.equal(snapshot.initial[name], trained[name])]
+    result, initial, trained = train_with_snapshot(family, tmp_path / "run")
+    assert initial.keys() == trained.keys()
+    changed = [name for name in trained if not torch.equal(initial[name], trained[name])]
     assert len(changed) == len(trained), f"unchanged: {sorted(set(trained) - set(changed))}"
     assert np.isfinite(result.metrics["loss/classifier"])
     assert 0.0 <= result.metrics["val/accuracy"] <= 1.0 and np.isfinite(result.metrics["val/loss"])
@@ -170,13 +177,9 @@ def test_the_text_families_are_registered():
 
 @pytest.mark.parametrize("family", TEXT)
 def test_text_training_steps_change_every_network(family, tmp_path):
-    snapshot = Snapshot()
-    result = train_tiny(family, tmp_path / "run", callbacks=[snapshot])
-    trained = dict(aigc.load(result.run_dir, weights="model").module.named_parameters())
-    networks = {name.split(".")[0] for name in trained}
-    for network in networks:  # every top-level part (embedding, blocks, encoder, decoder, ...) learned
-        names = [name for name in trained if name.split(".")[0] == network]
-        assert any(not torch.equal(snapshot.initial[n], trained[n]) for n in names), f"{network} did not change"
+    result, initial, trained = train_with_snapshot(family, tmp_path / "run")
+    # every top-level part (embedding, blocks, encoder, decoder, ...) learned
+    assert_every_part_changed(initial, trained, {name.split(".")[0] for name in trained})
     assert np.isfinite(result.metrics["loss/model"]) and np.isfinite(result.metrics["val/loss"])
     assert np.isfinite(result.metrics["val/perplexity"])
 
@@ -205,9 +208,4 @@ def test_text_generation_is_deterministic_for_a_seed_and_survives_save_load(fami
 
 @pytest.mark.parametrize("family", TEXT)
 def test_text_overrides_are_validated(family):
-    with pytest.raises(ConfigError, match="unknown key") as error:
-        tiny(family, "model.widht=3")
-    assert "embedding_dim" in str(error.value)  # the message lists the valid keys
-    with pytest.raises(ConfigError, match="model.embedding_dim"):
-        tiny(family, "model.embedding_dim=zero")
-    assert tiny(family, "model.embedding_dim=32").model.embedding_dim == 32
+    assert_overrides_are_validated(family, typo="widht", listed="embedding_dim", key="embedding_dim", good=32)
