@@ -200,3 +200,23 @@ def test_audio_folder_dataset_needs_a_path_and_splits_validation(tmp_path):
     bundle = load_dataset(DataConfig(name="audio-folder", path=str(tmp_path), val_fraction=0.2), Geometry())
     assert (len(bundle.train), len(bundle.val), bundle.test) == (8, 2, None)
     assert bundle.class_names == [tmp_path.name] and bundle.model_fields()["num_classes"] is None  # one class: unconditional
+
+
+def test_the_cli_prepares_a_recipe_and_shows_the_splits(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    needs_espeak()
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"english_voices": ["en-gb"], "mandarin": False, "variants": ["Alex", "klatt", "f2"], "val_fraction": 0.3, "test_fraction": 0.3}))
+    env = {**os.environ, "AIGC_CACHE_DIR": str(tmp_path / "cache")}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "aigc", "data", *args], capture_output=True, text=True, timeout=300, env=env)  # noqa: E731
+    built = run("prepare", "spoken-digits", "--source", str(recipe))
+    assert built.returncode == 0, built.stderr
+    assert "clips.npy" in built.stdout and "clips 30" in built.stdout
+    shown = run("show", "spoken-digits")
+    assert shown.returncode == 0, shown.stderr
+    assert "train: 10" in shown.stdout and "val: 10" in shown.stdout and "test: 10" in shown.stdout and "'seven'" in shown.stdout
+    missing = run("show", "spoken-digits-zh")  # the recipe had no Mandarin
+    assert missing.returncode == 2 and "has no training clips" in missing.stderr and "Traceback" not in missing.stderr

@@ -137,6 +137,8 @@ def make_audio_bundle(
         train_index, val_index = split_indices(len(clips_t), data_config.val_fraction, data_config.split_seed)
     if data_config.limit is not None:
         train_index = train_index[: data_config.limit]
+    if len(train_index) == 0:
+        raise DataError(f"{source} has no training clips", field="data.name", fix="use a dataset (or recipe) that has them, e.g. spoken-digits-en when the corpus was built without Mandarin")
     train = AudioDataset(clips_t[train_index], labels_t[train_index], sample_rate)
     val = AudioDataset(clips_t[val_index], labels_t[val_index], sample_rate) if len(val_index) else None
     return DatasetBundle(train, val, test, num_classes=len(class_names), class_names=list(class_names), source=source, skipped=skipped or [])
