@@ -41,8 +41,8 @@ def median_ms(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def ours(size: int, repeats: int, threads: int) -> dict[str, float]:
-    fast = build_model(load_config("fast-style")).eval()
+def ours(size: int, repeats: int, threads: int, fast_overrides: list[str]) -> dict[str, float]:
+    fast = build_model(load_config("fast-style", fast_overrides)).eval()
     adain = build_model(load_config("adain-photos")).eval()
     content = torch.rand(1, 3, size, size) * 2 - 1
     style = torch.rand(1, 3, size, size) * 2 - 1
@@ -121,18 +121,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gatys-iterations", type=int, default=10)
+    parser.add_argument("--fast-width", type=int, default=32, help="the fast network's width (Johnson: 32)")
+    parser.add_argument("--fast-blocks", type=int, default=5, help="its residual blocks (Johnson: 5)")
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--no-gatys", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, torch {torch.__version__}, load average at start {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print("| method | 256x256 ms/image | 512x512 ms/image |")
     print("|---|---|---|")
     rows: dict[str, dict[int, float]] = {}
-    for size in (256, 512):
-        for name, ms in {**ours(size, args.repeats, args.threads), **peer(size, args.repeats, args.threads)}.items():
+    sizes = [int(size) for size in args.sizes.split(",")]
+    overrides = [f"model.width={args.fast_width}", f"model.residual_blocks={args.fast_blocks}"]
+    print(f"fast network: width {args.fast_width}, {args.fast_blocks} residual blocks")
+    for size in sizes:
+        for name, ms in {**ours(size, args.repeats, args.threads, overrides), **peer(size, args.repeats, args.threads)}.items():
             rows.setdefault(name, {})[size] = ms
     for name, by_size in rows.items():
         print(f"| {name} | {by_size.get(256, float('nan')):.0f} | " + (f"{by_size[512]:.0f} |" if 512 in by_size else "- |"))
-    for size in (256, 512):
+    for size in [] if args.no_gatys else sizes:
         print(f"Gatys (L-BFGS, VGG16, 5 style layers) at {size}x{size}: {gatys_seconds_per_100(size, args.gatys_iterations):.1f} s per 100 iterations")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 

@@ -75,3 +75,10 @@ def test_translation_both_ways_from_python_and_the_cli(trained, tmp_path):
     record = json.loads(Image.open(out).text["aigc"])
     assert record["method"] == "cyclegan" and record["direction"] == "b_to_a" and record["model"].startswith("cyclegan:")
     np.testing.assert_array_equal(np.asarray(Image.open(out))[..., None] if np.asarray(Image.open(out)).ndim == 2 else np.asarray(Image.open(out)), backward.images[0])
+
+
+def test_translate_refuses_a_model_that_does_not_translate(tmp_path):
+    run = train_tiny("vae", tmp_path / "vae")
+    done = subprocess.run([sys.executable, "-m", "aigc", "translate", str(run.run_dir), "x.png", "--out", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "translate takes a cyclegan run" in done.stderr and "Traceback" not in done.stderr

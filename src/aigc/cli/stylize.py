@@ -111,6 +111,9 @@ def translate_command(
 
     target = _checked_target(out or Path("translated") / f"{image.stem}.png", force)
     model = load(run)
+    if model.info.family != "cyclegan":
+        raise AigcError(f"{run} is a {model.info.family} model; translate takes a cyclegan run", field="RUN",
+                        fix="train one: aigc train cyclegan-digits --out runs/cyclegan-digits (or use aigc stylize / generate)")
     request = {"image": str(image), "direction": "b_to_a" if reverse else "a_to_b", "seed": 0}
     batch = model.generate(request)
     console.print(f"wrote {_save_one(batch, target)}", highlight=False)
