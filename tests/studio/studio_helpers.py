@@ -1,4 +1,5 @@
-"""Helpers the studio tests import (pytest's conftest files are not meant to be imported)."""
+"""Helpers the studio tests import (tests/studio/conftest.py holds their fixtures; `require` is the one in
+tests/conftest.py, which every test file shares, and is passed on from here)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,12 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 POSTGRES = os.environ.get("AIGC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/")
 MYSQL = os.environ.get("AIGC_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
 REDIS = os.environ.get("AIGC_TEST_REDIS", "redis://127.0.0.1:6379/11")
 LOCAL = ("127.0.0.1", 50000)  # TestClient's client address: loopback, as a local browser or script
-
-
-def require(available: bool, what: str) -> None:
-    """Skip when a server or package is missing; under AIGC_STRICT=1 (CI) fail instead."""
-    if available:
-        return
-    if os.environ.get("AIGC_STRICT") == "1":
-        pytest.fail(f"AIGC_STRICT=1 and a required dependency is missing: {what}")
-    pytest.skip(f"missing: {what}")
 
 
 def port_open(host: str, port: int) -> bool:
