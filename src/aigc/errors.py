@@ -6,6 +6,8 @@ without a traceback and exits with status 2, and the studio turns it into a JSON
 
 from __future__ import annotations
 
+from typing import Callable, Collection, Sequence
+
 
 class AigcError(ValueError):
     """A problem with the user's input, data or files, explained so that they can fix it."""
@@ -29,6 +31,15 @@ class DataError(AigcError):
 
 class CheckpointError(AigcError):
     """A checkpoint that is missing, corrupt or does not match its config."""
+
+
+def known_names(names: Sequence[str], known: Collection[str], *, unknown: Callable[[str], str], nothing: str, field: str, fix: str) -> tuple[str, ...]:
+    """`names` in the order given without repeats, when there is at least one and each is in `known`; else an
+    AigcError on `field`: `unknown(first stranger)`, or `nothing` when no name was given."""
+    strangers = [name for name in names if name not in known]
+    if strangers or not names:
+        raise AigcError(unknown(strangers[0]) if strangers else nothing, field=field, fix=fix)
+    return tuple(dict.fromkeys(names))
 
 
 class AigcWarning(UserWarning):

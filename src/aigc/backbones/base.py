@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from aigc.errors import AigcError
+from aigc.errors import AigcError, known_names
 
 
 class Backbone(nn.Module):
@@ -66,14 +66,10 @@ class Backbone(nn.Module):
     def check_layers(self, layers: Sequence[str]) -> tuple[str, ...]:
         if isinstance(layers, str):
             layers = (layers,)
-        unknown = [name for name in layers if name not in self.layer_shapes]
-        if unknown or not layers:
-            raise AigcError(
-                f"{self.name} has no layer {unknown[0]!r}" if unknown else "no layer was named",
-                field="layers",
-                fix=f"use some of: {', '.join(self.layer_shapes)}",
-            )
-        return tuple(dict.fromkeys(layers))
+        return known_names(
+            layers, self.layer_shapes, unknown=lambda name: f"{self.name} has no layer {name!r}", nothing="no layer was named",
+            field="layers", fix=f"use some of: {', '.join(self.layer_shapes)}",
+        )
 
     def check_input(self, images: Tensor) -> None:
         if not isinstance(images, Tensor) or not images.is_floating_point() or images.ndim != 4:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from aigc.data.resize import RESIZE_METHOD
-from aigc.errors import AigcError
+from aigc.errors import AigcError, known_names
 
 if TYPE_CHECKING:
     from aigc.metrics.features import FeatureNetwork
@@ -47,15 +47,10 @@ class MetricSettings:
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     """"fid,kid" or ["fid", "kid"] -> ("fid", "kid"), in the order given, without repeats."""
     names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
-    names = [m for m in names if m]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise AigcError(
-            f"unknown metric {unknown[0]!r}" if unknown else "no metric was named",
-            field="--metrics",
-            fix=f"use a comma-separated list of: {', '.join(METRICS)} (e.g. --metrics fid,kid)",
-        )
-    return tuple(dict.fromkeys(names))
+    return known_names(
+        [m for m in names if m], METRICS, unknown=lambda name: f"unknown metric {name!r}", nothing="no metric was named",
+        field="--metrics", fix=f"use a comma-separated list of: {', '.join(METRICS)} (e.g. --metrics fid,kid)",
+    )
 
 
 @dataclass(frozen=True)
