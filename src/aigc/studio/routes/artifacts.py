@@ -9,7 +9,7 @@ from sqlalchemy import select
 from aigc.studio.db.models import Artifact, Job
 from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.errors import ApiError
-from aigc.studio.routes.common import API, artifact_filename, artifact_info, check_id, errors, owned
+from aigc.studio.routes.common import API, artifact_filename, artifact_info, check_id, errors, file_responses, owned
 from aigc.studio.schemas import ArtifactInfo
 from aigc.studio.services import Services
 
@@ -34,7 +34,7 @@ def get_artifact(artifact_id: str, services: Services = Depends(get_services), c
 
 @router.get(
     "/artifacts/{artifact_id}/content",
-    responses={**errors(401, 404), 200: {"content": {"image/png": {}, "audio/wav": {}, "text/plain": {}}, "description": "The file."}},
+    responses=file_responses("The file.", "image/png", "audio/wav", "text/plain"),
     response_class=Response,
 )
 def get_artifact_content(

@@ -22,6 +22,11 @@ def errors(*codes: int) -> dict:
     return {code: {"model": ErrorResponse, "description": words.get(code, "Error"), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}} for code in codes}
 
 
+def file_responses(description: str, *media_types: str) -> dict:
+    """OpenAPI docs of a route that answers with a file (not JSON): its media types, or 401/404 as JSON errors."""
+    return {**errors(401, 404), 200: {"content": {media_type: {} for media_type in media_types}, "description": description}}
+
+
 def owned(query: Select, caller: Caller) -> Select:
     """Jobs the caller may see: their account's, or the anonymous ones for anonymous loopback use; never deleted ones."""
     return query.where(Job.account_id.is_(None) if caller.account_id is None else Job.account_id == caller.account_id, Job.deleted_at.is_(None))

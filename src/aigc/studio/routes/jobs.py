@@ -21,7 +21,7 @@ from aigc.studio.errors import ApiError
 from aigc.studio.jobs import queue
 from aigc.studio.jobs.base import Executor
 from aigc.studio.jobs.queue import FINISHED
-from aigc.studio.routes.common import API, artifact_filename, check_id, errors, job_info, owned
+from aigc.studio.routes.common import API, artifact_filename, check_id, errors, file_responses, job_info, owned
 from aigc.studio.schemas import JobCreate, JobInfo, JobPage
 from aigc.studio.services import Services
 from aigc.studio.validation import validate_job
@@ -110,11 +110,7 @@ def delete_job(job_id: str, services: Services = Depends(get_services), caller: 
     return Response(status_code=204)
 
 
-@router.get(
-    "/jobs/{job_id}/preview",
-    response_class=Response,
-    responses={**errors(401, 404), 200: {"content": {"image/png": {}}, "description": "The running job's latest preview."}},
-)
+@router.get("/jobs/{job_id}/preview", response_class=Response, responses=file_responses("The running job's latest preview.", "image/png"))
 def get_job_preview(job_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
     """What a running diffusion job's images look like so far (its `preview_url`); 404 when it has none."""
     check_id(job_id, "job")
@@ -129,11 +125,7 @@ def get_job_preview(job_id: str, services: Services = Depends(get_services), cal
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.get(
-    "/jobs/{job_id}/archive",
-    response_class=Response,
-    responses={**errors(401, 404), 200: {"content": {"application/zip": {}}, "description": "Every artifact of the job, and job.json."}},
-)
+@router.get("/jobs/{job_id}/archive", response_class=Response, responses=file_responses("Every artifact of the job, and job.json.", "application/zip"))
 def get_job_archive(job_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
     """All of a job's files in one zip (download all), with `job.json` (the job as GET returns it)."""
     check_id(job_id, "job")
