@@ -112,7 +112,7 @@ def test_under_lora_a_gan_keeps_training_its_discriminator(tmp_path):
     assert not torch.equal(trained["discriminator.head.weight"], start["discriminator.head.weight"])
 
 
-@pytest.mark.parametrize("layer", [nn.Linear(6, 5), nn.Conv2d(3, 4, 3, stride=2, padding=1)])
+@pytest.mark.parametrize("layer", [nn.Linear(6, 5), nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")])
 def test_a_merged_layer_computes_what_the_wrapped_one_does(layer):
     original = copy.deepcopy(layer)
     model = nn.Sequential(layer)
@@ -143,8 +143,9 @@ def test_unsupported_layers_and_empty_patterns_are_clear_errors(family, targets,
     assert "LoRA can take:" in str(error.value) or "narrow the pattern to these layers:" in str(error.value)
 
 
-def _first_adaptable_layer(family: str, *overrides: str) -> str | None:
-    """The first Linear/Conv2d of a family's tiny network that LoRA can take (outside its training-only part)."""
+def _adaptable_layers(family: str, *overrides: str) -> list[str]:
+    """The first Linear/Conv2d that LoRA can take in each top-level part of a family's tiny network (outside
+    its training-only part), so that every optimizer keeps something to train."""
     from aigc.data import load_dataset
     from aigc.loading import build_model
     from aigc.registry import get_model
@@ -155,25 +156,27 @@ def _first_adaptable_layer(family: str, *overrides: str) -> str | None:
     _fill_from_data(config, load_dataset(config.data, config.model))
     model = build_model(config)
     skip = tuple(getattr(get_model(family).model_class, "training_only", ()))
+    found: dict[str, str] = {}
     for name, module in model.named_modules():
-        if type(module) in (nn.Linear, nn.Conv2d) and not name.startswith(skip):
+        part = name.split(".")[0]
+        if type(module) in (nn.Linear, nn.Conv2d) and not name.startswith(skip) and part not in found:
             try:
                 add_lora(copy.deepcopy(model), LoRAConfig(targets=[name]))
             except ConfigError:
                 continue
-            return name
-    return None
+            found[part] = name
+    return list(found.values())
 
 
 @pytest.mark.parametrize("family", [spec.name for spec in __import__("aigc.registry", fromlist=["list_models"]).list_models()])
 def test_every_family_trains_lora_adapters_and_loads_them_merged(family, tmp_path):
     # A recurrent LM's only Linear is its output layer, tied to the embedding unless asked otherwise.
-    extra = [] if _first_adaptable_layer(family) else ["model.tie_weights=false"]
-    target = _first_adaptable_layer(family, *extra)
-    assert target is not None, f"{family} has no layer LoRA can take"
-    result = train_tiny(family, tmp_path / "run", f"train.lora={{rank=2, targets=[{json.dumps(target)}]}}", "train.max_steps=2", *extra)
+    extra = [] if _adaptable_layers(family) else ["model.tie_weights=false"]
+    targets = _adaptable_layers(family, *extra)
+    assert targets, f"{family} has no layer LoRA can take"
+    result = train_tiny(family, tmp_path / "run", f"train.lora={{rank=2, targets={json.dumps(targets)}}}", "train.max_steps=2", *extra)
     adapter = weights(result.checkpoint, "adapter")
-    assert sorted(adapter) == [f"{target}.lora_a", f"{target}.lora_b"]
+    assert sorted(adapter) == sorted(f"{target}.{part}" for target in targets for part in ("lora_a", "lora_b"))
     sidecar = ckpt.read_sidecar(result.checkpoint)
     stem = "ema" if "ema.safetensors" in sidecar["files"] else "model"
     loaded = aigc.load(result.run_dir).module.state_dict()

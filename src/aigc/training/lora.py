@@ -48,6 +48,8 @@ class LoRAConv2d(nn.Module):
     def __init__(self, base: nn.Conv2d, rank: int, scale: float):
         super().__init__()
         self.stride, self.padding, self.dilation, self.scale = base.stride, base.padding, base.dilation, scale
+        # Reflect/replicate/circular padding happens once, before both convolutions (as nn.Conv2d does it).
+        self.padding_mode, self.explicit_padding = base.padding_mode, base._reversed_padding_repeated_twice
         self.weight = base.weight
         self.register_parameter("bias", base.bias)
         like = {"device": base.weight.device, "dtype": base.weight.dtype}
@@ -57,6 +59,9 @@ class LoRAConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         geometry = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self.explicit_padding, mode=self.padding_mode)
+            geometry["padding"] = 0
         down = F.conv2d(x, self.lora_a, None, **geometry)  # [B, rank, H', W']: same geometry as the base conv
         return F.conv2d(x, self.weight, self.bias, **geometry) + self.scale * F.conv2d(down, self.lora_b)
 
@@ -71,8 +76,8 @@ def _unsupported(name: str, module: nn.Module, parent: nn.Module | None, shared:
         return f"{name}'s weight is recomputed on every call (spectral norm or another parametrization)"
     if id(module.weight) in shared:
         return f"{name}'s weight is tied to another layer (merging an update into it would change both)"
-    if isinstance(module, nn.Conv2d) and (module.groups != 1 or module.padding_mode != "zeros"):
-        return f"{name} is a grouped or non-zero-padded Conv2d (LoRA here takes groups=1, padding_mode='zeros')"
+    if isinstance(module, nn.Conv2d) and (module.groups != 1 or isinstance(module.padding, str)):
+        return f"{name} is a grouped Conv2d or has padding={module.padding!r} (LoRA here takes groups=1 and numeric padding)"
     return None
 
 
