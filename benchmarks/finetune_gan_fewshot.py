@@ -11,6 +11,9 @@
    Both are scored at every 50th step (their EMA weights), so the rows show FD along the way.
 5. real      the *other* test images of that digit, as a floor: what FD real images of the class get.
 
+`fd_unseen` scores the same generated images against those other test images of the digit instead: a
+model that copies the 100 folder images scores well on `fd` but not on `fd_unseen`.
+
 Each is scored with FD against the folder (its 100 images are the reference) on the packaged MNIST
 classifier's features, through `aigc.metrics.evaluate` (the `aigc eval` path): `--samples` generated
 images, image i from seed i. FD from 100 reference images is biased upwards; the real floor, scored with
@@ -42,14 +45,15 @@ QUIET = ["train.ema_decay=0.99", "train.sample_every=0", "train.progress=false",
 EVERY = 50  # steps between the checkpoints that are scored: FD along the way, not only at the end
 
 
-def write_folder(digit: int, count: int, folder: Path) -> np.ndarray:
-    """The first `count` MNIST test images of `digit` as PNGs; returns the other test images of that digit."""
+def write_folder(digit: int, count: int, folder: Path, others: Path) -> np.ndarray:
+    """The first `count` MNIST test images of `digit` as PNGs in `folder`, the rest in `others`; returns the rest."""
     bundle = load_dataset(DataConfig(name="mnist", val_fraction=0.0), SimpleNamespace(image_size=28, channels=1))
     batch = bundle.test.get_batch(torch.arange(len(bundle.test)))
     images = ((batch["images"][batch["labels"] == digit] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [N, 1, 28, 28]
     folder.mkdir(parents=True, exist_ok=True)
-    for index, image in enumerate(images[:count]):
-        Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{digit}-{index:03d}.png")
+    others.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(images):
+        Image.fromarray(image[0].numpy(), mode="L").save((folder if index < count else others) / f"{digit}-{index:04d}.png")
     return images[count:].numpy()
 
 
@@ -64,28 +68,33 @@ def main() -> None:
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="aigc-bench-fewshot-"))
     folder = out / f"digit-{args.digit}"
-    others = write_folder(args.digit, args.images, folder)
+    unseen = out / f"digit-{args.digit}-others"
+    others = write_folder(args.digit, args.images, folder, unseen)
     data = ["data.name='image-folder'", f"data.path={json.dumps(str(folder))}", "data.val_fraction=0.0"]
     protocol = Protocol(metrics=("fid",), num_samples=args.samples, feature_network="mnist-classifier", reference_count=args.images)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
     rows = []
 
-    def fd(model, config) -> float:
-        config = config.model_copy(update={"data": DataConfig(name="image-folder", path=str(folder), val_fraction=0.0)})
-        report, _ = evaluate_model(model, config, protocol, cache_dir=out / "cache")
-        return round(report.scores["fid"]["value"], 2)
+    def fd(model, config) -> dict[str, float]:
+        """FD against the folder, and against the digit's other test images (does it generalise or copy?)."""
+        scores = {}
+        for key, path, count in (("fd", folder, args.images), ("fd_unseen", unseen, len(others))):
+            scored = config.model_copy(update={"data": DataConfig(name="image-folder", path=str(path), val_fraction=0.0)})
+            report, _ = evaluate_model(model, scored, protocol.replace(reference_count=count), cache_dir=out / "cache")
+            scores[key] = round(report.scores["fid"]["value"], 2)
+        return scores
 
     def emit(row):
         rows.append(row)
         print(json.dumps({**row, "machine": machine}), flush=True)
 
     zoo = aigc.load("dcgan-mnist")
-    emit({"row": "before (zoo dcgan-mnist)", "steps": 0, "fd": fd(zoo, zoo.info.config)})
+    emit({"row": "before (zoo dcgan-mnist)", "steps": 0, **fd(zoo, zoo.info.config)})
 
     def along_the_way(name: str, result, seconds: float) -> None:
         for checkpoint in sorted((result.run_dir / "checkpoints").glob("step-*")):
             model = aigc.load(checkpoint)
-            emit({"row": name, "steps": model.info.step, "train_seconds": round(seconds * model.info.step / result.step, 1), "fd": fd(model, model.info.config)})
+            emit({"row": name, "steps": model.info.step, "train_seconds": round(seconds * model.info.step / result.step, 1), **fd(model, model.info.config)})
 
     keep = [f"train.checkpoint_every={EVERY}", "train.keep_checkpoints=1000"]
     started = time.perf_counter()
