@@ -20,6 +20,13 @@ def upsampling_plan(image_size: int) -> tuple[int, int]:
     return doublings, image_size // 2**doublings
 
 
+def decoder_plan(image_size: int, width: int) -> tuple[int, int, int]:
+    """(doublings, base size, base channels) of a decoder that projects to a base x base map and upsamples
+    it to image_size, halving the channels at each stride-2 step down to `width` before the last one."""
+    doublings, base = upsampling_plan(image_size)
+    return doublings, base, width * 2 ** (doublings - 1)
+
+
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Run in eval mode (BatchNorm uses running stats, dropout is off), then restore the previous mode.

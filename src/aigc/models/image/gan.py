@@ -33,6 +33,7 @@ from aigc.models.layers import (
     caption_standardizer,
     check_conditioning,
     condition_classes,
+    decoder_plan,
     eval_mode,
     gaussian_kl,
     image_batch,
@@ -122,8 +123,7 @@ class ConvGenerator(nn.Module):
 
     def __init__(self, config: GANConfig, in_features: int):
         super().__init__()
-        self.doublings, self.base = upsampling_plan(config.image_size)
-        self.base_channels = config.width * 2 ** (self.doublings - 1)
+        self.doublings, self.base, self.base_channels = decoder_plan(config.image_size, config.width)
         self.project = nn.Sequential(
             nn.Linear(in_features, self.base_channels * self.base**2, bias=config.generator_norm != "batch"),
         )

@@ -40,6 +40,7 @@ from aigc.models.layers import (
     batch_condition,
     check_conditioning,
     condition_classes,
+    decoder_plan,
     eval_mode,
     gaussian_kl,
     image_batch,
@@ -131,8 +132,7 @@ class Decoder(nn.Module):
 
     def __init__(self, config: VAEConfig, condition_dim: int):
         super().__init__()
-        self.doublings, self.base = upsampling_plan(config.image_size)
-        self.base_channels = config.width * 2 ** (self.doublings - 1)
+        self.doublings, self.base, self.base_channels = decoder_plan(config.image_size, config.width)
         self.project = nn.Sequential(
             nn.Linear(config.latent_dim + condition_dim, config.hidden_dim), nn.SiLU(),
             nn.Linear(config.hidden_dim, self.base_channels * self.base**2), nn.SiLU(),
