@@ -183,3 +183,10 @@ def test_every_family_trains_lora_adapters_and_loads_them_merged(family, tmp_pat
     expected = ckpt.merge_adapter({**weights(result.checkpoint, stem), **({} if stem == "ema" else adapter)}, sidecar["lora"]["scale"])
     assert loaded.keys() == expected.keys()
     assert all(torch.allclose(loaded[k].float(), expected[k].float(), atol=1e-6) for k in loaded)
+
+
+def test_a_lora_run_is_a_parent_with_its_adapters_merged(lora_run, tmp_path):
+    result, _ = lora_run
+    keep = KeepModel()
+    train_tiny("gpt", tmp_path / "child", f"train.init_from={str(result.run_dir)!r}", "train.max_steps=1", callbacks=[keep])
+    assert_same_tensors({k: keep.initial[k] for k in aigc.load(result.run_dir).module.state_dict()}, aigc.load(result.run_dir).module.state_dict())
