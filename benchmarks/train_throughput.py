@@ -18,6 +18,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,7 +48,8 @@ def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float
     ])
     timer = Timer(warmup)
     with tempfile.TemporaryDirectory() as folder:
-        fit(config, f"{folder}/run", callbacks=[*default_callbacks(config, f"{folder}/run"), timer])
+        run_dir = Path(folder) / "run"  # default_callbacks joins paths with `/`: a str fails
+        fit(config, run_dir, callbacks=[*default_callbacks(config, run_dir), timer])
     images = timer.steps * config.train.batch_size
     return images / (timer.end[0] - timer.start[0]), images / (timer.end[1] - timer.start[1])
 
