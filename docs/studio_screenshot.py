@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +14,10 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the browser tests' page helpers
+from studio.browser_page import free_port, launch, open_with_model, wait_for_images  # noqa: E402
+
 TARGET = Path(__file__).parent / "images" / "studio.png"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -40,16 +33,13 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-                page = browser.new_page(viewport={"width": 1280, "height": 820})
-                page.goto(url)
-                page.wait_for_selector("[data-testid=model] option[value=t2i-diffusion-emoji]", state="attached")
-                page.select_option("[data-testid=model]", "t2i-diffusion-emoji")
+                browser = launch(playwright)
+                page = open_with_model(browser, url, "t2i-diffusion-emoji", width=1280, height=820)
                 page.fill("[data-testid=field-prompt]", "一个笑脸")
                 page.fill("[data-testid=field-count]", "8")
                 page.fill("[data-testid=field-seed]", "0")
                 page.click("[data-testid=generate]")
-                page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth > 0).length === 8", timeout=120_000)
+                wait_for_images(page, 8, timeout=120_000)
                 page.locator("[data-testid=artifact]").first.click()
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(TARGET), full_page=True)

@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from studio.browser_page import CHROMIUM, choose_model, free_port, launch, open_with_model, wait_for_images
 from studio.studio_helpers import require
-
-CHROMIUM = os.environ.get("AIGC_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def browser():
     except ImportError:
         require(False, "the playwright package (pip install playwright; no browser download needed)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -79,8 +70,7 @@ def test_submit_a_job_see_results_and_history_and_reuse_settings(live_server, br
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(live_server)
 
-    page.wait_for_selector("[data-testid=model] option[value=digits]", state="attached")
-    page.select_option("[data-testid=model]", "digits")
+    choose_model(page, "digits")
     page.fill("[data-testid=field-count]", "6")
     page.fill("[data-testid=field-seed]", "21")
     page.select_option("[data-testid=field-labels]", "3")
@@ -89,7 +79,7 @@ def test_submit_a_job_see_results_and_history_and_reuse_settings(live_server, br
 
     images = page.locator("[data-testid=gallery] [data-testid=artifact] img")
     images.nth(5).wait_for()
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth === 8).length === 6")
+    wait_for_images(page, 6, width=8)
     assert page.locator("[data-testid=artifact] span").first.inner_text() == "seed 21 · label 3"
     assert page.locator("#progress-text").inner_text().startswith("succeeded")
 
@@ -137,10 +127,7 @@ def test_text_streams_into_the_page_as_it_is_generated(serve, browser, tiny_runs
 
     run = train_tiny("gpt", tmp_path / "gpt").run_dir
     base = serve(ModelCatalog.from_paths({"poet": str(run)}), stream_flush_seconds=0.02)
-    page = browser.new_page()
-    page.goto(base)
-    page.wait_for_selector("[data-testid=model] option[value=poet]", state="attached")
-    page.select_option("[data-testid=model]", "poet")  # the zoo's models are listed too
+    page = open_with_model(browser, base, "poet")  # the zoo's models are listed too
     assert page.locator("[data-testid=field-prompt]").evaluate("e => e.tagName") == "TEXTAREA"
     page.fill("[data-testid=field-prompt]", "once upon")
     page.fill("[data-testid=field-max_tokens]", "8000")  # long enough (seconds) that the page sees it stream
@@ -162,10 +149,7 @@ def test_an_optional_choice_is_left_to_the_model_unless_picked(serve, browser, t
     from aigc.studio.catalog import ModelCatalog
 
     base = serve(ModelCatalog.from_paths({"noise": str(train_tiny("ddpm", tmp_path / "ddpm").run_dir)}))
-    page = browser.new_page()
-    page.goto(base)
-    page.wait_for_selector("[data-testid=model] option[value=noise]", state="attached")
-    page.select_option("[data-testid=model]", "noise")
+    page = open_with_model(browser, base, "noise")
     assert page.locator("[data-testid=field-sampler]").input_value() == "dpmpp-2m"
     assert page.locator("[data-testid=field-sample_steps]").input_value() == "4"  # ddpm-tiny's own, not an empty box
     page.fill("[data-testid=field-count]", "2")
@@ -185,10 +169,7 @@ def test_a_diffusion_job_shows_its_images_forming_and_then_the_results(serve, br
     from aigc.studio.catalog import ModelCatalog
 
     base = serve(ModelCatalog.from_paths({"emoji": str(zoo.resolve("t2i-diffusion-emoji"))}), progress_seconds=0.05, preview_seconds=0.1)
-    page = browser.new_page()
-    page.goto(base)
-    page.wait_for_selector("[data-testid=model] option[value=emoji]", state="attached")
-    page.select_option("[data-testid=model]", "emoji")
+    page = open_with_model(browser, base, "emoji")
     page.fill("[data-testid=field-prompt]", "一个笑脸")
     page.fill("[data-testid=field-count]", "4")
     page.fill("[data-testid=field-seed]", "0")
@@ -249,7 +230,7 @@ def test_with_keys_on_a_phone_download_zoom_reuse_a_seed_search_and_delete(serve
     assert page.input_value("[data-testid=field-seed]") == "-1"
     page.fill("[data-testid=field-count]", "3")
     page.click("[data-testid=generate]")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=artifact] img')].filter(i => i.complete && i.naturalWidth === 8).length === 3")
+    wait_for_images(page, 3, width=8)
     job = page.evaluate(f"async () => (await (await fetch('{base}/api/v1/jobs', {{headers: {{'X-API-Key': '{key}'}}}})).json()).items[0]")
     seed = job["params"]["seed"]
     assert [a["seed"] for a in job["artifacts"]] == [seed, seed + 1, seed + 2]
