@@ -12,7 +12,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from aigc.errors import AigcError
+from aigc.errors import AigcError, DataError
 
 # mkstemp/mkdtemp create private (0600/0700) entries; published files get the usual permissions.
 _UMASK = os.umask(0)
@@ -172,3 +172,11 @@ def visible_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
         if path.is_file() and path.suffix.lower() in suffixes and not any(is_hidden(part) for part in path.relative_to(folder).parts)
     )
     return sorted(found, key=lambda path: path.relative_to(folder).as_posix())
+
+
+def data_files(folder: Path, suffixes: frozenset[str], *, none: str, fix: str) -> list[Path]:
+    """`visible_files` of a dataset folder the user named; none found is a DataError on data.path (`none`, `fix`)."""
+    found = visible_files(folder, suffixes)
+    if not found:
+        raise DataError(none, field="data.path", fix=fix)
+    return found

@@ -48,7 +48,7 @@ import torch
 from aigc.data.bundle import DatasetBundle, split_indices
 from aigc.data.resize import fit_images, image_geometry
 from aigc.errors import DataError
-from aigc.files import is_hidden, package_file, package_version, visible_files
+from aigc.files import data_files, is_hidden, package_file, package_version
 from aigc.registry import register_dataset
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -397,13 +397,10 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         )
     files: list[tuple[Path, int]] = []
     for label, folder in enumerate(class_folders):
-        images = visible_files(folder, IMAGE_EXTENSIONS)
-        if not images:
-            raise DataError(
-                f"class folder {folder} holds no images (recognised extensions: {extensions}, any case)",
-                field="data.path",
-                fix="add images to it or remove it: every subfolder of data.path is a class",
-            )
+        images = data_files(
+            folder, IMAGE_EXTENSIONS, none=f"class folder {folder} holds no images (recognised extensions: {extensions}, any case)",
+            fix="add images to it or remove it: every subfolder of data.path is a class",
+        )
         files += [(path, label) for path in images]
     return [folder.name for folder in class_folders], files
 

@@ -42,7 +42,7 @@ from aigc.data.prepare import shakespeare as shakespeare_corpus
 from aigc.data.prepare import tang as tang_corpus
 from aigc.data.tokenizers import BOS, EOS, PAD, Tokenizer, encode_lines, tokenizer_from_json, train_tokenizer
 from aigc.errors import DataError
-from aigc.files import visible_files
+from aigc.files import data_files
 from aigc.registry import register_dataset
 
 IGNORE = -100  # target value the loss skips (padding)
@@ -124,13 +124,10 @@ def read_text_path(path_text: str) -> tuple[str, str]:
     if path.is_file():
         files = [path]
     else:
-        files = visible_files(path, TEXT_SUFFIXES)
-        if not files:
-            raise DataError(
-                f"{path} holds no text files (extensions: {', '.join(sorted(s for s in TEXT_SUFFIXES if s))}, or none)",
-                field="data.path",
-                fix="point data.path at a UTF-8 text file or a folder of .txt files",
-            )
+        files = data_files(
+            path, TEXT_SUFFIXES, none=f"{path} holds no text files (extensions: {', '.join(sorted(s for s in TEXT_SUFFIXES if s))}, or none)",
+            fix="point data.path at a UTF-8 text file or a folder of .txt files",
+        )
     texts = []
     for file in files:
         data = file.read_bytes()
