@@ -30,7 +30,8 @@ from aigc.registry import TRANSFORMS, TransformSpec
 
 NAME = "quantize-dynamic"
 SCHEME = "int8 weights per output channel (symmetric), int8 activations per tensor at run time; fbgemm/oneDNN kernel"
-FLOAT_KINDS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.LSTM, nn.GRU, nn.RNN)  # layers with weights that stay float
+FLOAT_KINDS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.LSTM, nn.GRU, nn.RNN)  # layers with weights that stay float
+COMPOSITE = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention)
 
 
 class Int8Linear(nn.Module):
@@ -130,11 +131,15 @@ def quantize_dynamic(module: nn.Module) -> dict:
     layers = generation_modules(module)
     embeddings = {id(layer.weight): path for path, layer in layers if type(layer) is nn.Embedding}
     tied = {path: embeddings[id(layer.weight)] for path, layer in layers if type(layer) is nn.Linear and id(layer.weight) in embeddings}
-    linear = [path for path, layer in layers if type(layer) is nn.Linear and path not in tied]
-    float_layers = [path for path, layer in layers if isinstance(layer, FLOAT_KINDS)]
-    if not linear:
+    # PyTorch's own Transformer layers read their Linear children's .weight directly (the fused fast path):
+    # those stay float, named with the rest.
+    composite = tuple(f"{path}." for path, layer in layers if isinstance(layer, COMPOSITE))
+    linear = [path for path, layer in layers if type(layer) is nn.Linear and path not in tied and not path.startswith(composite)]
+    float_layers = [path for path, layer in layers if isinstance(layer, FLOAT_KINDS)
+                    or (type(layer) is nn.Linear and path.startswith(composite))]
+    if not linear and not embeddings:
         raise AigcError(
-            f"{type(module).__name__} has no Linear layer to quantise dynamically; its layers with weights "
+            f"{type(module).__name__} has no Linear layer or embedding table to quantise dynamically; its layers with weights "
             f"({', '.join(float_layers[:6]) or 'none'}) have no dynamic int8 kernel here",
             field="--quantize", fix="prune it (--prune 0.5 --structured) or export it (--export onnx) instead",
         )

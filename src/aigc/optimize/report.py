@@ -56,19 +56,24 @@ def weights_bytes(model: LoadedModel) -> int:
 
 
 def timing_request(model: LoadedModel, settings: Settings) -> Any:
+    """The family's preview request, made small; None for families that make none (style networks take images)."""
+    if not hasattr(model.module, "preview_request"):
+        return None
     request = model.module.preview_request()
     if get_model(model.info.family).modality == "text":
         return request.model_copy(update={"max_tokens": settings.tokens, "min_tokens": settings.tokens, "count": 1})
     return request.model_copy(update={"count": min(settings.images, request.count)}) if hasattr(request, "count") else request
 
 
-def latencies(models: list[LoadedModel], settings: Settings) -> list[float]:
-    """Median seconds per generation of the same request, the models timed in alternation."""
+def latencies(models: list[LoadedModel], settings: Settings) -> list[float | None]:
+    """Median seconds per generation of the same request, the models timed in alternation (None: no request)."""
     previous = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     try:
         requests = [timing_request(m, settings) for m in models]
+        if any(r is None for r in requests):
+            return [None for _ in models]
         for model, request in zip(models, requests):
             model.generate(request)  # warm-up: first calls pack weights, allocate, pick kernels
         times: list[list[float]] = [[] for _ in models]
@@ -125,7 +130,7 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
     models = [original, optimized] + ([onnxruntime] if onnxruntime is not None else [])
     times = latencies(models, settings)
     for key, seconds in zip(rows, times):
-        rows[key]["latency_s"] = round(seconds, 5)
+        rows[key]["latency_s"] = None if seconds is None else round(seconds, 5)
     if onnxruntime is not None:
         onnx_file = onnxruntime.info.checkpoint.parent.parent / "onnx" / "model.onnx"
         rows["onnxruntime"] = {**rows["optimized"], "model": f"{optimized.info.model_name} (onnxruntime)",
@@ -138,7 +143,7 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
         "parameters": round(first["parameters"] / max(second["parameters"], 1), 3),
         "file_bytes": round(first["file_bytes"] / max(second["file_bytes"], 1), 3),
         "memory_bytes": round(first["memory_bytes"] / max(second["memory_bytes"], 1), 3),
-        "speedup": round(first["latency_s"] / max(second["latency_s"], 1e-12), 3),
+        "speedup": None if first["latency_s"] is None else round(first["latency_s"] / max(second["latency_s"], 1e-12), 3),
     }
     if "onnxruntime" in rows:
         ratios["speedup_onnxruntime"] = round(first["latency_s"] / max(rows["onnxruntime"]["latency_s"], 1e-12), 3)
@@ -149,7 +154,7 @@ def compare(original: LoadedModel, optimized: LoadedModel, settings: Settings = 
     return {
         "format": "aigc-optimize-report", "format_version": 1, **rows, "ratios": ratios,
         "settings": {**settings.__dict__, "threads": settings.threads or torch.get_num_threads(),
-                     "request": timing_request(original, settings).model_dump(mode="json")},
+                     "request": None if timing_request(original, settings) is None else timing_request(original, settings).model_dump(mode="json")},
         "machine": f"torch {torch.__version__}, {torch.backends.quantized.engine} quantized engine",
     }
 
@@ -165,7 +170,7 @@ def markdown(report: dict[str, Any]) -> str:
         shown = "-" if score.get("value") is None else f"{score['metric']} {score['value']}"
         lines.append(
             f"| {key}: {row['model']} | {', '.join(row['transforms']) or '-'} | {row['parameters']:,} ({row['nonzero']:,}) "
-            f"| {row['memory_bytes'] / 1e6:.3f} MB | {row['file_bytes'] / 1e6:.3f} MB | {row['latency_s'] * 1e3:.1f} ms | {shown} |"
+            f"| {row['memory_bytes'] / 1e6:.3f} MB | {row['file_bytes'] / 1e6:.3f} MB | {_ms(row['latency_s'])} | {shown} |"
         )
     ratios = report["ratios"]
     delta = "" if "quality_delta" not in ratios else f", quality {ratios['quality_delta']:+} ({ratios['quality_delta_percent']:+}%)"
@@ -175,6 +180,10 @@ def markdown(report: dict[str, Any]) -> str:
               f"speed {ratios['speedup']}x{onnx}{delta}. Latency: median of {settings['repeats']} generations of the same request "
               f"at {settings['threads']} thread(s), the two models alternating; {report['machine']}."]
     return "\n".join(lines) + "\n"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
 
 
 def write(report: dict[str, Any], folder: Path) -> list[Path]:
