@@ -127,9 +127,14 @@ def test_models_list_json_shows_families_and_presets():
 def test_every_preset_validates():
     from aigc.config import list_presets, load_config
 
+    from aigc.registry import list_models
+
+    families = {spec.name for spec in list_models()}
     for name in list_presets():
         config = load_config(name)
-        assert config.family == name.rsplit("-", 1)[0] or config.family in name
+        assert config.family in families, name
+        # named after their family: dcgan-mnist, t2i-cgan-mnist; audio-ae-digits is the audio-vae with beta = 0
+        assert name.split("-")[0] == config.family.split("-")[0], name
 
 
 def test_data_list_and_show():
