@@ -79,3 +79,17 @@ def test_families_without_an_export_and_bad_backends_are_refused(gan_run, tmp_pa
     with pytest.raises(AigcError, match="has no ONNX export") as error:
         with_backend(aigc.load(gan_run), "onnxruntime")
     assert "--export onnx" in error.value.fix
+
+
+def test_a_diffusion_unet_exports_and_the_python_sampler_runs_it_through_onnxruntime(tmp_path):
+    require(has_module("onnxruntime"), "pip install 'aigc[export]'")
+    run = train_tiny("ddpm", tmp_path / "ddpm", "train.max_steps=2").run_dir
+    out = tmp_path / "ddpm-onnx"
+    optimize(run, out, Plan(export="onnx"), measure=False)
+    record = json.loads((out / "onnx" / "onnx.json").read_text())
+    assert record["inputs"][:2] == ["sample", "timesteps"] and record["max_abs_difference"] < 1e-4
+    loaded = aigc.load(out)
+    request = loaded.module.preview_request().model_copy(update={"count": 2, "sample_steps": 3})
+    eager = loaded.generate(request)
+    runtime = with_backend(aigc.load(out), "onnxruntime").generate(request)
+    assert np.abs(runtime.images.astype(int) - eager.images.astype(int)).max() <= 1

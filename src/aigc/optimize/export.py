@@ -1,6 +1,8 @@
 """--export onnx: the network generation runs, as an ONNX graph, checked against PyTorch with onnxruntime.
 
     GAN generators   noise [B, noise_dim] (+ labels [B] int64 for class-conditional ones) -> images [B, C, H, W]
+    diffusion U-Net  sample [B, C, H, W], timesteps [B] int64 (+ condition [B, D]) -> prediction [B, C, H, W]
+                     (one denoising step: the scheduler and its loop stay in Python)
     language models  token ids [B, T] int64 -> logits [B, T, vocab]   (the GPT without its KV cache)
 
 `torch.onnx.export(..., dynamo=True)` traces with torch.export and writes the graph with onnxscript;
@@ -65,6 +67,17 @@ def graph_for(model: LoadedModel) -> Graph:
             labels = torch.arange(3) % generator.label_embedding.num_embeddings
             return Graph(generator, (noise, labels), ["noise", "labels"], ["images"], {"noise": {0: "batch"}, "labels": {0: "batch"}})
         return Graph(generator, (noise,), ["noise"], ["images"], {"noise": {0: "batch"}})
+    unet = getattr(module, "unet", None)
+    if unet is not None and hasattr(unet, "time_mlp"):
+        size, channels = module.config.image_size, module.config.channels
+        seeded = torch.Generator().manual_seed(0)
+        inputs = (torch.randn(3, channels, size, size, generator=seeded), torch.tensor([1, 500, 999]) % module.config.num_train_timesteps)
+        names, axes = ["sample", "timesteps"], {"sample": {0: "batch"}, "timesteps": {0: "batch"}}
+        if getattr(module.config, "conditioning", "none") != "none":  # conditional models always pass one (the null one for guidance)
+            inputs += (torch.randn(3, 4 * unet.base_channels, generator=seeded),)
+            names.append("condition")
+            axes["condition"] = {0: "batch"}
+        return Graph(unet, inputs, names, ["prediction"], axes)
     from aigc.models.text.common import LanguageModel
 
     if isinstance(module, LanguageModel) and hasattr(module, "new_caches"):
@@ -72,7 +85,7 @@ def graph_for(model: LoadedModel) -> Graph:
         ids = torch.randint(0, module.config.vocab_size, (2, length), generator=torch.Generator().manual_seed(0))
         return Graph(_TokenLogits(module), (ids,), ["ids"], ["logits"], {"ids": {0: "batch", 1: "length"}})
     raise AigcError(
-        f"no ONNX export for the {model.info.family} family yet: only GAN generators (noise or class label) and the GPT are exported",
+        f"no ONNX export for the {model.info.family} family yet: only GAN generators (noise or class label), diffusion U-Nets and the GPT are exported",
         field="--export", fix="leave --export out for this model",
     )
 
@@ -190,6 +203,23 @@ def with_backend(model: LoadedModel, backend: str) -> LoadedModel:
     return model if backend == "torch" else with_onnxruntime(model)
 
 
+class OnnxRuntimeUNet(nn.Module):
+    """A diffusion U-Net's forward run by onnxruntime: (sample, timesteps, condition or None) -> prediction."""
+
+    def __init__(self, original: nn.Module, path: Path):
+        super().__init__()
+        self.base_channels = original.base_channels
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)
+        self.runtime = session(path)
+
+    def forward(self, sample: Tensor, timesteps: Tensor, condition: Tensor | None = None) -> Tensor:
+        feeds = {"sample": sample.float().numpy(), "timesteps": timesteps.long().numpy()}
+        if condition is not None:
+            feeds["condition"] = condition.float().numpy()
+        (prediction,) = self.runtime.run(None, feeds)
+        return torch.from_numpy(prediction)
+
+
 def with_onnxruntime(model: LoadedModel, folder: Path | None = None) -> LoadedModel:
     """`model` generating through its exported graph (RUN/onnx/model.onnx) instead of PyTorch."""
     _require_packages()
@@ -202,9 +232,12 @@ def with_onnxruntime(model: LoadedModel, folder: Path | None = None) -> LoadedMo
     if record.get("checkpoint_sha256") != model.info.checkpoint_sha256:
         raise AigcError(f"{path} was exported from other weights than {model.info.checkpoint}", field="--backend",
                         fix="export this run again with --export onnx")
-    generator = getattr(model.module, "generator", None)
-    if generator is None or record.get("inputs", [None])[0] != "noise":
-        raise AigcError(f"--backend onnxruntime generates with GAN generators only; {model.info.family} runs through PyTorch",
+    first_input = record.get("inputs", [None])[0]
+    if first_input == "noise":
+        model.module.generator = OnnxRuntimeGenerator(model.module.generator, path)
+    elif first_input == "sample":
+        model.module.unet = OnnxRuntimeUNet(model.module.unet, path)
+    else:
+        raise AigcError(f"--backend onnxruntime generates with GAN generators and diffusion U-Nets; {model.info.family} runs through PyTorch",
                         field="--backend", fix="leave --backend out")
-    model.module.generator = OnnxRuntimeGenerator(generator, path)
     return model
