@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +32,12 @@ import torch.nn.functional as F
 from aigc.config import load_config
 from aigc.data import load_dataset
 from aigc.loading import build_model
-from aigc.training.callbacks import Callback, default_callbacks
+from aigc.training.callbacks import default_callbacks
 from aigc.training.loop import _fill_from_data, fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from train_throughput import Timer  # noqa: E402  (one step timer for both training benchmarks)
 
 OVERRIDES = ["model.width=64", "model.latent_dim=100", "train.batch_size=128"]
 
@@ -43,20 +48,6 @@ def config_for(precision: str, steps: int):
         "train.checkpoint_every=0", "train.eval_every=0", "train.progress=false", "train.tensorboard=false",
         "train.log_every=1000000",
     ])
-
-
-class Timer(Callback):
-    """(wall, cpu) seconds between the end of step `warmup` and the last step."""
-
-    def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
-
-    def on_step_end(self, state):
-        now = (time.perf_counter(), time.process_time())
-        if state.step == self.warmup:
-            self.start = now
-        elif state.step > self.warmup:
-            self.end, self.steps = now, state.step - self.warmup
 
 
 def aigc_loop(precision: str, steps: int, warmup: int) -> tuple[float, float]:

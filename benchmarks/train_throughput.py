@@ -28,8 +28,10 @@ from aigc.training.loop import fit
 
 
 class Timer(Callback):
+    """(wall, cpu) seconds between the end of step `warmup` and the last step."""
+
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0  # (wall, cpu) seconds
+        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
 
     def on_step_end(self, state):
         now = (time.perf_counter(), time.process_time())
