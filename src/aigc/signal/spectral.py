@@ -20,6 +20,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+__all__ = [
+    "BinStandardizer",
+    "Spectrogram",
+    "frame_count",
+    "griffin_lim",
+    "hz_to_mel",
+    "istft",
+    "log_spectral_distance",
+    "mel_filterbank",
+    "mel_to_hz",
+    "mel_to_linear",
+    "spectral_convergence",
+    "stft",
+]
+
 # ------------------------------------------------------------------------------------------------- STFT
 
 
