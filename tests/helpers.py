@@ -22,6 +22,13 @@ def train_tiny(family: str, run_dir: Path, *overrides: str, callbacks=()):
     return fit(config, run_dir, callbacks=[*default_callbacks(config, run_dir), *callbacks])
 
 
+def tiny_run(tmp_path_factory, family: str, *overrides: str) -> Path:
+    """The folder of a tiny run trained in a fresh temporary folder: what a module-scoped fixture shares."""
+    run = tmp_path_factory.mktemp(family) / "run"
+    train_tiny(family, run, *overrides)
+    return run
+
+
 class StopAt(Callback):
     """Stops training after `step` (as a signal or early stopping would)."""
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from aigc.errors import AigcError
-from helpers import train_tiny
+from helpers import tiny_run
 
 
 def aigc(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -20,9 +20,7 @@ def aigc(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("gan") / "run"
-    train_tiny("dcgan", run, "model.image_size=16", "train.max_steps=4")
-    return run
+    return tiny_run(tmp_path_factory, "dcgan", "model.image_size=16", "train.max_steps=4")
 
 
 def test_an_optimised_run_generates_evaluates_and_compares_from_the_command_line(gan_run, tmp_path):

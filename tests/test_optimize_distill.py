@@ -15,14 +15,12 @@ from aigc.generation.text import TextRequest
 from aigc.optimize.distill import LogitDistillation
 from aigc.optimize.pipeline import distill
 from aigc.optimize.report import Settings
-from helpers import train_tiny
+from helpers import tiny_run, train_tiny
 
 
 @pytest.fixture(scope="module")
 def gpt_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("gpt") / "run"
-    train_tiny("gpt", run, "model.embedding_dim=32", "train.max_steps=20")
-    return run
+    return tiny_run(tmp_path_factory, "gpt", "model.embedding_dim=32", "train.max_steps=20")
 
 
 def test_a_gpt_student_learns_from_its_teacher_and_is_an_ordinary_smaller_run(gpt_run, tmp_path):
