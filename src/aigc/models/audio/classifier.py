@@ -24,7 +24,6 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
-from aigc.errors import ConfigError
 from aigc.models.image.classifier import Classifier, ClassifierConfig
 from aigc.models.layers import eval_mode
 from aigc.registry import register_model
@@ -55,9 +54,7 @@ class AudioClassifier(nn.Module):
 
     def __init__(self, config: AudioClassifierConfig):
         super().__init__()
-        if config.num_classes is None:
-            raise ConfigError("a classifier needs the number of classes", field="model.num_classes", fix="use a labelled dataset (it fills this in), or set model.num_classes")
-        self.config = config
+        self.config = config  # no num_classes is refused by the image Classifier below, with the same error
         self.spectrogram = Spectrogram(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
         self.standardize = nn.BatchNorm1d(config.n_mels, affine=False)  # per mel bin, running statistics
         self.network = Classifier(ClassifierConfig(image_size=config.n_mels, channels=1, num_classes=config.num_classes, widths=config.widths, feature_dim=config.feature_dim, dropout=config.dropout))
