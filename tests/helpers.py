@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from aigc.config import load_config
+from aigc.errors import ConfigError
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 
 
 def tiny(family: str, *overrides: str):
     return load_config(f"{family}-tiny", list(overrides))
+
+
+def assert_overrides_are_validated(family, *, typo, listed, key, good):
+    """A misspelled model key is refused with the valid keys listed, a value of the wrong type names its key,
+    and a good value reaches the config."""
+    with pytest.raises(ConfigError, match="unknown key") as error:
+        tiny(family, f"model.{typo}=3")
+    assert listed in str(error.value)  # the message lists the valid keys
+    with pytest.raises(ConfigError, match=f"model.{key}"):
+        tiny(family, f"model.{key}=zero")
+    assert getattr(tiny(family, f"model.{key}={good}").model, key) == good
 
 
 def train_tiny(family: str, run_dir: Path, *overrides: str, callbacks=()):
