@@ -25,7 +25,6 @@ There is no test split; validation is `data.val_fraction` of the files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -35,10 +34,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from aigc.data.bundle import DatasetBundle, split_indices
+from aigc.data.bundle import DatasetBundle, LabelledTensors, split_indices
 from aigc.data.prepare import built_file, is_prepared
 from aigc.errors import AigcWarning, DataError
-from aigc.files import is_hidden, visible_files
+from aigc.files import data_files, is_hidden, visible_files
 from aigc.registry import register_dataset
 
 SAMPLE_RATE = 16_000
@@ -89,23 +88,13 @@ def audio_geometry(model_config: Any) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------- the split the loop batches
 
 
-class AudioDataset:
-    """Labelled clips in memory: `clips` int16 [N, T], `labels` int64 [N]; `fingerprint` = sha256 of both."""
+class AudioDataset(LabelledTensors):
+    """Labelled clips in memory: `clips` int16 [N, T], `labels` int64 [N]; `fingerprint` = sha256 of both
+    and the sample rate."""
 
     def __init__(self, clips: torch.Tensor, labels: torch.Tensor, sample_rate: int):
-        if clips.dtype != torch.int16 or clips.ndim != 2:
-            raise ValueError(f"clips must be int16 [N, T], got {clips.dtype} {tuple(clips.shape)}")
-        if labels.dtype != torch.int64 or labels.shape != (clips.shape[0],):
-            raise ValueError(f"labels must be int64 [{clips.shape[0]}], got {labels.dtype} {tuple(labels.shape)}")
-        self.clips, self.labels, self.sample_rate = clips.contiguous(), labels.contiguous(), sample_rate
-        digest = hashlib.sha256()
-        digest.update(self.clips.numpy().reshape(-1).data)
-        digest.update(self.labels.numpy().data)
-        digest.update(str(sample_rate).encode())
-        self.fingerprint = digest.hexdigest()
-
-    def __len__(self) -> int:
-        return self.clips.shape[0]
+        super().__init__("clips", clips, labels, dtype=torch.int16, axes="N, T", extra=str(sample_rate).encode())
+        self.clips, self.sample_rate = self.examples, sample_rate
 
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clips at `indices` as float32 [B, 1, T] in [-1, 1] (x / 32768), with their labels."""
@@ -292,9 +281,7 @@ def scan_audio_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         return [root.resolve().name or "audio"], [(path, 0) for path in loose]
     files = []
     for label, folder in enumerate(classes):
-        found = visible_files(folder, AUDIO_EXTENSIONS)
-        if not found:
-            raise DataError(f"class folder {folder} holds no audio files (recognised extensions: {extensions})", field="data.path", fix="add files to it or remove it: every subfolder of data.path is a class")
+        found = data_files(folder, AUDIO_EXTENSIONS, none=f"class folder {folder} holds no audio files (recognised extensions: {extensions})", fix="add files to it or remove it: every subfolder of data.path is a class")
         files += [(path, label) for path in found]
     return [folder.name for folder in classes], files
 

@@ -9,6 +9,7 @@ imports them (to register them) without a loop.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,32 @@ class BatchSource(Protocol):
     def __len__(self) -> int: ...
 
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+class LabelledTensors:
+    """Labelled examples in memory, the part image and audio splits share: `examples` of one integer dtype
+    [N, ...] (named `name` in messages) and `labels` int64 [N].
+
+    `fingerprint` is the sha256 of the example bytes, then the label bytes, then `extra` (what else decides
+    what the model sees, e.g. a sample rate), so any changed value changes it; checkpoints store it to tell
+    which data a model saw. Treat the tensors as read-only: the fingerprint is computed once, here.
+    """
+
+    def __init__(self, name: str, examples: torch.Tensor, labels: torch.Tensor, *, dtype: torch.dtype, axes: str, extra: bytes = b""):
+        expected = f"{str(dtype).removeprefix('torch.')} [{axes}]"
+        if examples.dtype != dtype or examples.ndim != len(axes.split(",")):
+            raise ValueError(f"{name} must be {expected}, got {examples.dtype} {tuple(examples.shape)}")
+        if labels.dtype != torch.int64 or labels.shape != (examples.shape[0],):
+            raise ValueError(f"labels must be int64 [{examples.shape[0]}], got {labels.dtype} {tuple(labels.shape)}")
+        self.examples, self.labels = examples.contiguous(), labels.contiguous()
+        digest = hashlib.sha256()
+        digest.update(self.examples.numpy().reshape(-1).data)
+        digest.update(self.labels.numpy().data)
+        digest.update(extra)
+        self.fingerprint = digest.hexdigest()
+
+    def __len__(self) -> int:
+        return self.examples.shape[0]
 
 
 @dataclass

@@ -32,7 +32,6 @@ Decisions, so that nobody has to guess:
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import pickle
 import struct
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aigc.data.bundle import DatasetBundle, split_indices
+from aigc.data.bundle import DatasetBundle, LabelledTensors, split_indices
 from aigc.data.resize import fit_images, image_geometry
 from aigc.errors import DataError
 from aigc.files import data_files, is_hidden, package_file, package_version
@@ -75,28 +74,13 @@ IDX_FILES = {
 # ---------------------------------------------------------------------------------------------------------
 
 
-class ImageDataset:
-    """Labelled images in memory: `images` uint8 [N, C, H, W], `labels` int64 [N].
-
-    `fingerprint` is the sha256 of the image bytes followed by the label bytes, so any changed pixel or
-    label changes it; checkpoints store it to tell which data a model saw. Treat the tensors as
-    read-only: the fingerprint is computed once, here.
-    """
+class ImageDataset(LabelledTensors):
+    """Labelled images in memory: `images` uint8 [N, C, H, W], `labels` int64 [N]; `fingerprint` as
+    LabelledTensors says (the image bytes, then the label bytes)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
-        if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must be int64 [{images.shape[0]}], got {labels.dtype} {tuple(labels.shape)}")
-        self.images = images.contiguous()
-        self.labels = labels.contiguous()
-        digest = hashlib.sha256()
-        digest.update(self.images.numpy().reshape(-1).data)
-        digest.update(self.labels.numpy().data)
-        self.fingerprint = digest.hexdigest()
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
+        super().__init__("images", images, labels, dtype=torch.uint8, axes="N, C, H, W")
+        self.images = self.examples
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
