@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from aigc.data.bundle import DatasetBundle, split_indices
 from aigc.data.images import IMAGE_EXTENSIONS
 from aigc.errors import DataError
-from aigc.files import package_version, visible_files
+from aigc.files import data_files, package_version, visible_files
 from aigc.registry import register_dataset
 
 GNOME_BACKGROUNDS = Path("/usr/share/backgrounds/gnome")
@@ -66,9 +66,8 @@ def content_photos(path: str | None) -> tuple[list[np.ndarray], list[str]]:
 
     if path is not None:
         folder = Path(path).expanduser()
-        files = [folder] if folder.is_file() else visible_files(folder, IMAGE_EXTENSIONS) if folder.is_dir() else []
-        if not files:
-            raise DataError(f"{folder} holds no images", field="data.path", fix="point data.path at a folder of photos (png, jpg, webp, ...)")
+        # A missing folder lists no files, so it gets the same error as an empty one.
+        files = [folder] if folder.is_file() else data_files(folder, IMAGE_EXTENSIONS, none=f"{folder} holds no images", fix="point data.path at a folder of photos (png, jpg, webp, ...)")
         return [read_image(file, field="data.path").pixels for file in files], [f"{len(files)} photos from {folder}"]
     from sklearn.datasets import load_sample_image
 
