@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from aigc.errors import AigcError, DataError
+from aigc.errors import DataError
 
 console = Console()
 

@@ -227,7 +227,7 @@ def with_onnxruntime(model: LoadedModel, folder: Path | None = None) -> LoadedMo
     path = folder / GRAPH
     if not path.is_file():
         raise AigcError(f"{path} does not exist: this run has no ONNX export", field="--backend",
-                        fix=f"export it first: aigc optimize RUN --out RUN-onnx --export onnx, then generate from RUN-onnx")
+                        fix="export it first: aigc optimize RUN --out RUN-onnx --export onnx, then generate from RUN-onnx")
     record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     if record.get("checkpoint_sha256") != model.info.checkpoint_sha256:
         raise AigcError(f"{path} was exported from other weights than {model.info.checkpoint}", field="--backend",
