@@ -140,6 +140,12 @@ class _StepProgress:
                 _forget_preview(self.services, old)
         self.services.events.publish(self.job_id)
 
+    def __enter__(self) -> "_StepProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         """The job ended (done, failed, cancelled): its preview goes."""
         if self.preview_key is None:
@@ -196,60 +202,50 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
         chunks = request.chunks(services.settings.chunk_images, entry.num_classes)
         streamed = None
     stored = _stored_indices(services, job_id) if attempts > 1 else set()  # a first attempt has stored nothing
-    progress = _StepProgress(services, job_id, worker_id, request.count)
-    try:
-        _run_chunks(services, job_id, worker_id, model, lock, entry, chunks, stored, streamed, progress, (created_at, started_at, started))
-    finally:
-        progress.close()
-
-
-def _run_chunks(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock, entry, chunks, stored: set[int], streamed: Any,
-                progress: _StepProgress, times: tuple) -> None:
-    """The chunks of `_run_one`, in order; each one's files, progress and lease in one transaction."""
-    created_at, started_at, started = times
-    total = progress.total
+    total = request.count
     made = 0
-    for number, (start, chunk) in enumerate(chunks, 1):
-        indices = set(range(start, start + chunk.count))
-        last = number == len(chunks)
-        if indices <= stored and not last:
-            made += chunk.count  # stored whole by an earlier attempt
-            continue
-        if streamed is not None:
-            output = streamed
-        else:
-            with lock:
-                output = model.generate(chunk, policy=default_policy(), progress=progress.chunk(made, chunk.count))
-        files = [] if indices <= stored else output.files()
-        keys = services.store.put_many([(file.data, file.suffix) for file in files])
-        made += chunk.count
-        if last:
-            values = _finish_values(SUCCEEDED, created_at, started_at, message=f"done in {time.perf_counter() - started:.3f}s")
+    with _StepProgress(services, job_id, worker_id, total) as progress:  # its preview goes when the job ends, however
+        for number, (start, chunk) in enumerate(chunks, 1):
+            indices = set(range(start, start + chunk.count))
+            last = number == len(chunks)
+            if indices <= stored and not last:
+                made += chunk.count  # stored whole by an earlier attempt
+                continue
             if streamed is not None:
-                values["partial_text"] = streamed.texts[0]
-        else:
-            values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": lease_until(services)}
-        with services.db.session() as session:
-            result = session.execute(
-                update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False)).values(**values)
-            )
-            if result.rowcount != 1:
-                session.rollback()
-                cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id))
-                raise _Taken("cancelled" if cancelled else "taken")
-            if files and indices & stored:  # a chunk an earlier attempt stored in part (another chunk size)
-                session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.index.in_(sorted(indices))))
-            for offset, (file, key) in enumerate(zip(files, keys)):
-                session.add(
-                    Artifact(
-                        job_id=job_id, index=start + offset, kind=file.kind, media_type=file.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
-                        storage_key=key, size_bytes=len(file.data), seed=file.seed, label=file.label, width=file.width, height=file.height,
-                        model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=file.record,
-                    )
+                output = streamed
+            else:
+                with lock:
+                    output = model.generate(chunk, policy=default_policy(), progress=progress.chunk(made, chunk.count))
+            files = [] if indices <= stored else output.files()
+            keys = services.store.put_many([(file.data, file.suffix) for file in files])
+            made += chunk.count
+            if last:
+                values = _finish_values(SUCCEEDED, created_at, started_at, message=f"done in {time.perf_counter() - started:.3f}s")
+                if streamed is not None:
+                    values["partial_text"] = streamed.texts[0]
+            else:
+                values = {"progress": min(made / total, 1.0), "message": f"{made}/{total}", "lease_until": lease_until(services)}
+            with services.db.session() as session:
+                result = session.execute(
+                    update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False)).values(**values)
                 )
-            session.commit()
-        services.events.publish(job_id)
-    log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "chunks": len(chunks), "resumed": len(stored)})
+                if result.rowcount != 1:
+                    session.rollback()
+                    cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id))
+                    raise _Taken("cancelled" if cancelled else "taken")
+                if files and indices & stored:  # a chunk an earlier attempt stored in part (another chunk size)
+                    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.index.in_(sorted(indices))))
+                for offset, (file, key) in enumerate(zip(files, keys)):
+                    session.add(
+                        Artifact(
+                            job_id=job_id, index=start + offset, kind=file.kind, media_type=file.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
+                            storage_key=key, size_bytes=len(file.data), seed=file.seed, label=file.label, width=file.width, height=file.height,
+                            model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=file.record,
+                        )
+                    )
+                session.commit()
+            services.events.publish(job_id)
+        log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "chunks": len(chunks), "resumed": len(stored)})
 
 
 def run_claimed(services: Services, job_ids: list[str], worker_id: str) -> None:
