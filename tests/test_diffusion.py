@@ -11,7 +11,7 @@ from aigc.errors import AigcError, ConfigError
 from aigc.generation.requests import DiffusionImageRequest as Request
 from aigc.generation.requests import TextToImageRequest
 from aigc.models.image.unet import UNet
-from aigc.models.layers import ConditionEmbedding
+from aigc.models.conditioning import ConditionEmbedding
 from aigc.training.loop import build_model
 from helpers import tiny, train_tiny
 

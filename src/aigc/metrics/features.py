@@ -76,7 +76,7 @@ def as_uint8_nchw(images: Any, *, layout: str = "auto") -> torch.Tensor:
         raise AigcError(
             f"expected uint8 images of shape [N, H, W, C] or [N, C, H, W], got {tensor.dtype} {tuple(tensor.shape)}",
             field="images",
-            fix="convert floats in [-1, 1] with aigc.models.layers.to_uint8_images, or stack single images",
+            fix="convert floats in [-1, 1] with aigc.models.sampling.to_uint8_images, or stack single images",
         )
     channels_last, channels_first = tensor.shape[-1] in (1, 3), tensor.shape[1] in (1, 3)
     if layout == "auto" and not (channels_last or channels_first):

@@ -31,7 +31,9 @@ from aigc.generation.outputs import AudioClip
 from aigc.generation.requests import AudioRequest
 from aigc.models.audio.specgan import log_mel_to_waveforms
 from aigc.models.image.vae import Decoder, Encoder, VAEConfig
-from aigc.models.layers import eval_mode, gaussian_kl, request_noise, resolve_condition
+from aigc.models.conditioning import resolve_condition
+from aigc.models.layers import gaussian_kl
+from aigc.models.sampling import eval_mode, request_noise
 from aigc.registry import register_model
 from aigc.signal import BinStandardizer, Spectrogram, log_spectral_distance
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.models.image.classifier import Classifier, ClassifierConfig
-from aigc.models.layers import eval_mode
+from aigc.models.sampling import eval_mode
 from aigc.registry import register_model
 from aigc.signal import Spectrogram
 

@@ -29,7 +29,9 @@ from torch import Tensor, nn
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.generation.outputs import AudioClip
 from aigc.generation.requests import AudioRequest
-from aigc.models.layers import check_conditioning, eval_mode, per_sample_gradient_penalty, request_noise, resolve_condition
+from aigc.models.conditioning import check_conditioning, resolve_condition
+from aigc.models.layers import per_sample_gradient_penalty
+from aigc.models.sampling import eval_mode, request_noise
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config

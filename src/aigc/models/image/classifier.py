@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import ConfigError
-from aigc.models.layers import eval_mode
+from aigc.models.sampling import eval_mode
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config

@@ -27,19 +27,8 @@ from aigc.generation.outputs import ImageBatch
 from aigc.generation.progress import report_progress
 from aigc.generation.requests import DiffusionImageRequest, TextToImageRequest
 from aigc.models.image.unet import UNet
-from aigc.models.layers import (
-    ConditionEmbedding,
-    as_request,
-    batch_condition,
-    check_conditioning,
-    condition_classes,
-    eval_mode,
-    image_batch,
-    preview_request,
-    request_noise,
-    resolve_condition,
-    to_uint8_images,
-)
+from aigc.models.conditioning import ConditionEmbedding, batch_condition, check_conditioning, condition_classes, preview_request, resolve_condition
+from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise, to_uint8_images
 from aigc.registry import register_variant
 from aigc.schedulers import SCHEDULERS
 

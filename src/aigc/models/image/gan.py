@@ -27,24 +27,9 @@ from torch import Tensor, nn
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
-from aigc.models.layers import (
-    as_request,
-    batch_condition,
-    caption_standardizer,
-    check_conditioning,
-    condition_classes,
-    decoder_plan,
-    eval_mode,
-    gaussian_kl,
-    image_batch,
-    maybe_spectral_norm,
-    norm_1d,
-    norm_2d,
-    preview_request,
-    request_noise,
-    resolve_condition,
-    upsampling_plan,
-)
+from aigc.models.conditioning import batch_condition, caption_standardizer, check_conditioning, condition_classes, preview_request, resolve_condition
+from aigc.models.layers import decoder_plan, gaussian_kl, maybe_spectral_norm, norm_1d, norm_2d, upsampling_plan
+from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise
 from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config

@@ -34,22 +34,9 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
-from aigc.models.layers import (
-    ConditionEmbedding,
-    as_request,
-    batch_condition,
-    check_conditioning,
-    condition_classes,
-    decoder_plan,
-    eval_mode,
-    gaussian_kl,
-    image_batch,
-    preview_request,
-    request_noise,
-    resolve_condition,
-    to_uint8_images,
-    upsampling_plan,
-)
+from aigc.models.conditioning import ConditionEmbedding, batch_condition, check_conditioning, condition_classes, preview_request, resolve_condition
+from aigc.models.layers import decoder_plan, gaussian_kl, upsampling_plan
+from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise, to_uint8_images
 from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config

@@ -32,7 +32,7 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError, AigcWarning
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import StyleRequest
-from aigc.models.layers import eval_mode, image_batch
+from aigc.models.sampling import eval_mode, image_batch
 from aigc.models.style.perceptual import check_style_size, preserve_colour, read_rgb, relative_error, resize_long_side
 from aigc.registry import register_model
 

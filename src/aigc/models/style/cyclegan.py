@@ -29,7 +29,7 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcWarning, ConfigError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import TranslateRequest
-from aigc.models.layers import eval_mode, image_batch
+from aigc.models.sampling import eval_mode, image_batch
 from aigc.models.style.fast import Transformer
 from aigc.models.style.perceptual import read_rgb
 from aigc.registry import register_model

@@ -28,7 +28,7 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError, AigcWarning
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import StyleRequest
-from aigc.models.layers import eval_mode, image_batch
+from aigc.models.sampling import eval_mode, image_batch
 from aigc.models.style.perceptual import PerceptualLoss, StyleTargets, blend_with_content, preserve_colour, read_rgb, resize_long_side
 from aigc.registry import register_model
 

@@ -30,7 +30,7 @@ from aigc.errors import AigcError, AigcWarning
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.progress import report_progress
 from aigc.generation.requests import StyleRequest
-from aigc.models.layers import image_batch
+from aigc.models.sampling import image_batch
 from aigc.models.style.perceptual import (
     CONTENT_LAYER, STYLE_LAYERS, PerceptualLoss, check_style_size, preserve_colour, read_rgb, resize_long_side,
 )
