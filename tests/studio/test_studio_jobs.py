@@ -130,7 +130,7 @@ def test_migrations_build_exactly_the_models_and_downgrade(database_url):
 
     engine = make_engine(database_url)
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": False}), Base.metadata)
     assert differences == []

@@ -11,10 +11,12 @@ generation, the watermarks after it. The pipeline never imports this package; th
 from __future__ import annotations
 
 from aigc.generation.pipeline import GenerationPolicy
-from aigc.safety.moderation import Decision, Finding, ModerationCheck, ModerationError, moderate, moderator_for
+from dataclasses import asdict
+
+from aigc.safety.moderation import Decision, Finding, ModerationCheck, ModerationError, moderate, moderator_for, request_texts
 from aigc.safety.settings import SafetySettings
 
-__all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_policy", "moderate", "moderate_request"]
+__all__ = ["Decision", "Finding", "ModerationError", "SafetySettings", "default_policy", "moderate", "moderate_request", "warning_record"]
 
 
 def moderate_request(request, settings: SafetySettings | None = None, prefix: str = "") -> list[Decision]:
@@ -30,6 +32,26 @@ def moderate_request(request, settings: SafetySettings | None = None, prefix: st
     except ModerationError as error:
         raise ModerationError(error.decision, field=prefix + (error.field or "prompt")) from None
     return check.decisions
+
+
+def warning_record(request, decisions: list[Decision], *, scrub_personal_data: bool = False) -> dict | None:
+    """What a job stores about its warned prompts: {"action": "warn", "findings": [{"field", "category",
+    "method", "evidence", "matched", "score", "threshold", "action"}, ...]}, or None when nothing warned.
+    With `scrub_personal_data` the evidence is scrubbed too (an e-mail found in the prompt is not kept)."""
+    from aigc.safety.privacy import scrub
+
+    by_text = {decision.text: decision for decision in decisions}
+    findings = []
+    for name, text in request_texts(request):
+        decision = by_text.get(text)
+        if decision is None or decision.action != "warn":
+            continue
+        for finding in decision.findings:
+            item = {"field": name, **asdict(finding)}
+            if scrub_personal_data:
+                item["evidence"], item["matched"] = scrub(item["evidence"]), scrub(item["matched"])
+            findings.append(item)
+    return {"action": "warn", "findings": findings} if findings else None
 
 
 def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:

@@ -115,15 +115,38 @@ def scrub(text: str) -> str:
     return "".join(pieces) + text[last:]
 
 
+TEXT_FIELDS = ("prompt", "negative_prompt")  # the request fields that carry what a user typed
+
+
+def scrub_request(request, fields: tuple[str, ...] = TEXT_FIELDS):
+    """A copy of a request (a pydantic model) whose text fields (a string or a list of strings) are
+    scrubbed: what the studio stores and runs when prompt scrubbing is on."""
+    update = {}
+    for name in fields:
+        value = getattr(request, name, None)
+        if isinstance(value, str):
+            update[name] = scrub(value)
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            update[name] = [scrub(item) for item in value]
+    return request.model_copy(update=update) if update else request
+
+
+_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
 class ScrubbingFilter(logging.Filter):
-    """A logging filter that scrubs personal data from each record's message (and its arguments) before
-    any handler formats it. Add it to a handler: `handler.addFilter(ScrubbingFilter())`."""
+    """A logging filter that scrubs personal data from each record's message (and its arguments) and from
+    the text values of its `extra` fields before any handler formats it. Add it to a handler:
+    `handler.addFilter(ScrubbingFilter())`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_FIELDS and isinstance(value, str):
+                setattr(record, name, scrub(value))
         return True
 
 

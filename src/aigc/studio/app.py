@@ -23,7 +23,7 @@ from aigc import __version__
 from aigc.studio.catalog import ModelCatalog
 from aigc.studio.errors import install_error_handlers
 from aigc.studio.observability import HttpMetrics, RequestMiddleware
-from aigc.studio.routes import artifacts, jobs, models, system
+from aigc.studio.routes import artifacts, jobs, me, models, system
 from aigc.studio.services import Services, build_services, make_executor
 from aigc.studio.settings import StudioSettings, is_loopback
 from aigc.studio.validation import reject_lone_surrogates
@@ -74,7 +74,7 @@ def create_app(settings: StudioSettings | None = None, *, catalog: ModelCatalog 
         )
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.http_metrics)
 
-    for module in (models, jobs, artifacts, system):
+    for module in (models, jobs, artifacts, me, system):
         app.include_router(module.router)
     _mount_pages(app)
     return app

@@ -166,6 +166,33 @@ def keys_revoke(
     typer.echo(f"revoked {count} key(s)")
 
 
+@studio_app.command("purge")
+def purge(
+    older_than_days: Optional[float] = typer.Option(None, "--older-than-days", help="Delete finished jobs created more than this many days ago (default: AIGC_RETENTION_DAYS)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database (default: as `aigc studio`)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The studio's data folder (artifacts, default SQLite file)."),
+) -> None:
+    """The retention period: delete finished jobs older than N days with their prompts, artifacts and
+    files (run it daily, e.g. from cron). Unfinished jobs stay."""
+    from aigc.errors import AigcError
+    from aigc.studio.catalog import ModelCatalog
+    from aigc.studio.jobs.queue import purge as purge_jobs
+    from aigc.studio.services import build_services
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    days = older_than_days if older_than_days is not None else settings.retention_days
+    if days is None or not days > 0:
+        raise AigcError(f"expected a number of days above 0 (got {days})", field="--older-than-days", fix="say --older-than-days 30, or set AIGC_RETENTION_DAYS=30")
+    services = build_services(settings, ModelCatalog([]))  # no models: purging loads none
+    try:
+        report = purge_jobs(services, days, dry_run=dry_run)
+    finally:
+        services.close()
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb} {report['jobs']} job(s) older than {days:g} days: {report['artifacts']} artifact(s), {report['bytes']} bytes" + ("" if dry_run else f", {report['files']} file(s)"))
+
+
 def worker(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="The studio's database (AIGC_DATABASE_URL)."),
     broker_url: Optional[str] = typer.Option(None, "--broker-url", help="Celery broker (AIGC_BROKER_URL, default redis://127.0.0.1:6379/0)."),

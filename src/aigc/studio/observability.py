@@ -37,8 +37,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
-def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(log_format: str = "json", level: str = "INFO", stream=None) -> None:
+    """The studio's log lines on stderr (or `stream`), one JSON object each, with personal data (e-mail,
+    phones, IDs, cards, IPs) scrubbed from every message and text field (aigc.safety.privacy). Prompts are
+    never logged; the access log has the path without its query, so no prompt reaches it either."""
+    from aigc.safety.privacy import scrub_logs
+
+    handler = scrub_logs(logging.StreamHandler(stream or sys.stderr))
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("aigc")
     logger.handlers[:] = [handler]

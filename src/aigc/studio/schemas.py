@@ -35,6 +35,7 @@ class ModelField(BaseModel):
     enum: list[Any] | None = None
     items: str | None = None
     choices: list[int] | None = None
+    format: Literal["image"] | None = Field(None, description="image: the field takes uploaded images, `upload:<id>` from POST /api/v1/uploads (a list for an array).")
 
 
 class ModelInfo(BaseModel):
@@ -78,6 +79,22 @@ class ArtifactInfo(BaseModel):
     url: str = Field(description="Where the file itself is served.")
 
 
+class ModerationFinding(BaseModel):
+    field: str = Field(description="The request field the text came from: prompt or negative_prompt.")
+    category: str
+    action: str
+    method: str = Field(description="term, combination, pattern or semantic.")
+    evidence: str = Field(description="The text as written in the prompt, or (semantic) the nearest example.")
+    matched: str
+    score: float
+    threshold: float
+
+
+class ModerationNote(BaseModel):
+    action: Literal["warn"]
+    findings: list[ModerationFinding]
+
+
 class JobInfo(BaseModel):
     id: str
     model: str
@@ -91,6 +108,7 @@ class JobInfo(BaseModel):
     preview_url: str | None = Field(None, description="While a diffusion job runs: a PNG of its images as they form (the latest step's estimate).")
     error: str | None
     error_field: str | None
+    moderation: ModerationNote | None = Field(None, description="Why the moderation policy warned about this job's prompt (it ran anyway).")
     cancel_requested: bool
     attempts: int
     created_at: datetime

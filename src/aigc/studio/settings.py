@@ -63,6 +63,8 @@ class StudioSettings(BaseModel):
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=600)  # on stop (SIGTERM), running jobs get this long to finish; the rest are re-queued
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    retention_days: float | None = Field(None, gt=0)  # `aigc studio purge` deletes finished jobs (and their files) older than this
+    scrub_prompts: bool = False  # replace personal data (e-mail, phones, IDs, cards, IPs) in prompts before they are stored or run
 
     @field_validator("models", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
     accounts   who owns keys and jobs
     api_keys   hashed keys (sha256 of a 256-bit random secret; only an 8-character prefix is kept in clear)
     prompts    the text a job was asked with (prompt, negative prompt), kept for history and search
-    jobs       one generation request: model, parameters, status, progress, timings, error, lease
+    jobs       one generation request: model, parameters, status, progress, timings, error, lease, and the
+               moderation decision when the policy warned about its prompt
     artifacts  one stored output: content address, seed, label, model and checkpoint hash, parameters
     submit_locks  one row per submitter (a key, or an anonymous client address): locked while a submit
                checks its limits and inserts, so concurrent submits cannot both pass the check
@@ -119,6 +120,7 @@ class Job(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)  # created -> finished
     run_ms: Mapped[int | None] = mapped_column(Integer, default=None)  # started -> finished
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)  # deleted by its owner: content gone, the row kept for rate limits
+    moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # a `warn` decision at submission: {"action", "findings": [...]}
     prompt: Mapped[Prompt | None] = relationship()
     artifacts: Mapped[list["Artifact"]] = relationship(back_populates="job", order_by="Artifact.index")
 

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,9 +134,10 @@ def _ensure_lock_row(services, subject: str) -> None:
             session.rollback()
 
 
-def create_job(services, caller, entry, request: BaseModel) -> str:
+def create_job(services, caller, entry, request: BaseModel, moderation: dict[str, Any] | None = None) -> str:
     """Insert a queued job for a validated request, or raise 429 when the caller's rate or queue limit
-    is reached; the check and the insert are one transaction under the submitter's lock."""
+    is reached; the check and the insert are one transaction under the submitter's lock. `moderation` is
+    the warned decision stored with the job (safety.warning_record)."""
     params: dict[str, Any] = request.model_dump(mode="json")
     subject = _subject(caller)
     _ensure_lock_row(services, subject)
@@ -156,7 +158,7 @@ def create_job(services, caller, entry, request: BaseModel) -> str:
         job = Job(
             account_id=caller.account_id, api_key_id=caller.key_id, client=None if caller.key_id is not None else caller.client,
             prompt_id=prompt.id if prompt else None, model=entry.name, family=entry.family, modality=entry.modality, params=params,
-            batch_key=entry.batch_key(params), executor=services.settings.executor, message="queued",
+            batch_key=entry.batch_key(params), executor=services.settings.executor, message="queued", moderation=moderation,
         )
         session.add(job)
         session.commit()
@@ -188,21 +190,80 @@ def delete_job(services, job_id: str, visible) -> None:
         job = session.scalar(visible(select(Job).where(Job.id == job_id)))
         if job is None:
             raise ApiError(404, f"no job with id {job_id!r}", field="job_id", fix="list your jobs with GET /api/v1/jobs")
-        gone = session.execute(
-            update(Job).where(Job.id == job_id, Job.status.in_(FINISHED), Job.deleted_at.is_(None))
-            .values(deleted_at=utcnow(), params={}, prompt_id=None, partial_text=None, error=None, message="deleted")
-        )
+        gone = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(FINISHED), Job.deleted_at.is_(None)).values(deleted_at=utcnow()))
         if gone.rowcount == 0:
             raise ApiError(409, f"the job is {job.status}: cancel it first, then delete it", field="job_id", fix=f"POST /api/v1/jobs/{job_id}/cancel")
-        keys = session.scalars(select(Artifact.storage_key).where(Artifact.job_id == job_id)).all()
-        session.execute(delete(Artifact).where(Artifact.job_id == job_id))
-        if job.prompt_id is not None:
-            session.execute(delete(Prompt).where(Prompt.id == job.prompt_id))
-        session.commit()
-        shared = set(session.scalars(select(Artifact.storage_key).where(Artifact.storage_key.in_(keys))).all()) if keys else set()
-    for key in set(keys) - shared:  # content-addressed: equal bytes from another job stay
+        files = remove_jobs(services, session, [job_id], rows=False)
+    log.info("job deleted", extra={"job_id": job_id, "files": files})
+
+
+def remove_jobs(services, session, job_ids: list[str], *, rows: bool) -> int:
+    """Delete finished jobs' content in `session`, and commit: artifact rows, prompts, and either the job
+    rows themselves (`rows`: purging) or what they hold (parameters, text, error, moderation note: a
+    deleted job's row stays for rate limits). Then the files no other artifact shares (equal bytes from
+    another job stay: the store is content-addressed). The database commits first, so a crash in between
+    leaves files no row names, never a row whose file is gone. Returns how many files went."""
+    keys = set(session.scalars(select(Artifact.storage_key).where(Artifact.job_id.in_(job_ids))).all())
+    prompt_ids = [i for i in session.scalars(select(Job.prompt_id).where(Job.id.in_(job_ids))).all() if i is not None]
+    session.execute(delete(Artifact).where(Artifact.job_id.in_(job_ids)))
+    if rows:
+        session.execute(delete(Job).where(Job.id.in_(job_ids)))
+    else:
+        session.execute(update(Job).where(Job.id.in_(job_ids), Job.deleted_at.is_(None)).values(deleted_at=utcnow()))
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(params={}, prompt_id=None, partial_text=None, error=None, moderation=None, message="deleted"))
+    if prompt_ids:
+        session.execute(delete(Prompt).where(Prompt.id.in_(prompt_ids)))
+    session.commit()
+    shared = set(session.scalars(select(Artifact.storage_key).where(Artifact.storage_key.in_(keys))).all()) if keys else set()
+    for key in keys - shared:
         services.store.delete(key)
-    log.info("job deleted", extra={"job_id": job_id, "files": len(set(keys) - shared)})
+    return len(keys - shared)
+
+
+def _chunks(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def delete_all(services, visible, wait_seconds: float = 10.0) -> dict[str, int]:
+    """Delete everything a caller has (`visible(query)` picks their jobs): queued jobs are cancelled,
+    running ones asked to stop (and waited for up to `wait_seconds`), then every finished job's content
+    goes as `delete_job` removes it. Returns {"jobs", "files", "still_running"}; a job still running
+    after the wait keeps its content (asking again deletes it)."""
+    with services.db.session() as session:
+        open_ids = session.scalars(visible(select(Job.id).where(Job.status.in_((QUEUED, RUNNING))))).all()
+    for job_id in open_ids:
+        cancel_job(services, job_id)
+    deadline = time.monotonic() + wait_seconds
+    running = len(open_ids)
+    while running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with services.db.session() as session:
+            running = session.scalar(select(func.count()).select_from(visible(select(Job.id).where(Job.status.in_((QUEUED, RUNNING)))).subquery())) or 0
+    jobs = files = 0
+    with services.db.session() as session:
+        ids = session.scalars(visible(select(Job.id).where(Job.status.in_(FINISHED)))).all()
+        for chunk in _chunks(list(ids)):
+            files += remove_jobs(services, session, chunk, rows=False)
+            jobs += len(chunk)
+    log.info("account content deleted", extra={"jobs": jobs, "files": files, "still_running": running})
+    return {"jobs": jobs, "files": files, "still_running": running}
+
+
+def purge(services, older_than_days: float, *, dry_run: bool = False) -> dict[str, int]:
+    """The retention period: finished jobs created more than `older_than_days` ago go entirely (rows,
+    prompts, artifacts, files no newer job shares); deleted jobs' contentless rows too. Unfinished jobs
+    stay. With `dry_run` nothing is deleted. Returns {"jobs", "artifacts", "bytes", "files"}."""
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    with services.db.session() as session:
+        ids = list(session.scalars(select(Job.id).where(Job.status.in_(FINISHED), Job.created_at < cutoff)).all())
+        artifacts, size = session.execute(select(func.count(), func.sum(Artifact.size_bytes)).where(Artifact.job_id.in_(select(Job.id).where(Job.status.in_(FINISHED), Job.created_at < cutoff)))).one()
+        report = {"jobs": len(ids), "artifacts": int(artifacts or 0), "bytes": int(size or 0), "files": 0}
+        if not dry_run:
+            for chunk in _chunks(ids):
+                report["files"] += remove_jobs(services, session, chunk, rows=True)
+    log.info("purged" if not dry_run else "purge (dry run)", extra={**report, "older_than_days": older_than_days})
+    return report
 
 
 def release(services, worker_ids: list[str], reason: str) -> list[str]:

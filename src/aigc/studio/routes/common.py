@@ -61,7 +61,7 @@ def artifact_info(artifact: Artifact) -> ArtifactInfo:
 def job_info(job: Job) -> JobInfo:
     return JobInfo(
         id=job.id, model=job.model, family=job.family, modality=job.modality, params=readable(job.params), status=job.status, progress=job.progress, message=readable(job.message),
-        partial_text=readable(job.partial_text), error=readable(job.error), error_field=job.error_field, cancel_requested=job.cancel_requested, attempts=job.attempts, created_at=job.created_at,
+        partial_text=readable(job.partial_text), error=readable(job.error), error_field=job.error_field, moderation=readable(job.moderation), cancel_requested=job.cancel_requested, attempts=job.attempts, created_at=job.created_at,
         started_at=job.started_at, finished_at=job.finished_at, duration_ms=job.duration_ms, artifacts=[artifact_info(a) for a in job.artifacts], url=f"{API}/jobs/{job.id}",
         preview_url=f"{API}/jobs/{job.id}/preview" if job.preview_key else None,
     )

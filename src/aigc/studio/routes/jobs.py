@@ -25,7 +25,8 @@ from aigc.studio.routes.common import API, artifact_filename, check_id, errors, 
 from aigc.studio.schemas import JobCreate, JobInfo, JobPage
 from aigc.studio.services import Services
 from aigc.studio.validation import validate_job
-from aigc.safety import moderate_request
+from aigc.safety import moderate_request, warning_record
+from aigc.safety.privacy import scrub_request
 
 router = APIRouter(prefix=API, tags=["jobs"])
 log = logging.getLogger("aigc.studio")
@@ -43,8 +44,11 @@ def create_job(
     A seed of -1 (or none) is a random one; the job and each artifact record the seed used."""
     settings = services.settings
     entry, request = validate_job(services.catalog, body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars)
-    moderate_request(request, prefix="params.")  # a blocked prompt is a 422 with its reason (ModerationError), before it is queued
-    job_id = queue.create_job(services, caller, entry, request)
+    decisions = moderate_request(request, prefix="params.")  # a blocked prompt is a 422 with its reason (ModerationError), before it is queued
+    moderation = warning_record(request, decisions, scrub_personal_data=settings.scrub_prompts)  # a warned one runs, and the job says why
+    if settings.scrub_prompts:
+        request = scrub_request(request)  # personal data never reaches the database, the files' metadata or the model
+    job_id = queue.create_job(services, caller, entry, request, moderation)
     try:
         executor.submit(job_id)
     except Exception:

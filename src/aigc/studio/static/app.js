@@ -207,6 +207,15 @@ async function cancel() {
   if (state.job) await api(`/jobs/${state.job.id}/cancel`, { method: "POST" }).catch(showError);
 }
 
+// A prompt the moderation policy warned about ran; the job says why (category, evidence, score vs threshold).
+function showModeration(job) {
+  const note = $("moderation-note");
+  const findings = job.moderation?.findings || [];
+  note.hidden = !findings.length;
+  note.textContent = findings.length ? "Moderation warning: " + findings.map((f) =>
+    `${f.category} (${f.method}) in ${f.field}: ${JSON.stringify(f.evidence)}` + (f.method === "semantic" ? `, similarity ${f.score.toFixed(2)} ≥ ${f.threshold.toFixed(2)}` : "")).join("; ") : "";
+}
+
 function showError(error) {
   const box = $("form-error");
   box.hidden = !error;
@@ -227,6 +236,7 @@ function renderGallery(job) {
   }
   $("results-job").textContent = `${job.model} · ${job.status} · job ${job.id.slice(0, 8)}`;
   state.shown = job;
+  showModeration(job);
   $("download-all").hidden = !job.artifacts.length;
   // A streaming text job: show the text so far until its artifact arrives.
   let live = gallery.querySelector("[data-testid=stream]");
