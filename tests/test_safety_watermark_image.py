@@ -110,7 +110,10 @@ def test_verify_reads_a_generated_png_and_says_what_it_proves(photo, tmp_path):
 
 
 def test_verify_refuses_a_file_that_is_not_an_image(tmp_path):
-    with pytest.raises(AigcError, match="is not an image") as error:
+    with pytest.raises(AigcError, match="is not an image or WAV") as error:
+        verify(b"%PDF-1.4 not a picture", "paper.pdf")
+    assert error.value.field == "file"
+    with pytest.raises(AigcError, match="RIFF/WAVE file this cannot decode") as error:
         verify(b"RIFF....WAVEfmt ", "clip.wav")
     assert error.value.field == "file"
     missing = subprocess.run([sys.executable, "-m", "aigc", "verify", str(tmp_path / "nope.png")], capture_output=True, text=True)

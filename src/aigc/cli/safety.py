@@ -1,5 +1,6 @@
 """`aigc moderate "TEXT"` — the moderation decision for a prompt, with its reasons.
-`aigc verify FILE` — whether a file carries the project's invisible watermark, and how strongly."""
+`aigc verify FILE` — a file's content credentials (C2PA), invisible watermark and provenance, and what each proves.
+`aigc keys init-signing DIR` — development signing credentials (a CA and a signer) for content credentials."""
 
 from __future__ import annotations
 
@@ -41,24 +42,30 @@ def moderate_command(
         sys.exit(BLOCKED_EXIT)
 
 
-NOT_MARKED_EXIT = 1  # `aigc verify` exits 1 when no watermark is found
+NOT_MARKED_EXIT = 1  # `aigc verify` exits 1 when nothing ties the file to aigc, or its credentials are invalid
 
 
 def verify_command(
-    file: Path = typer.Argument(..., help="A generated image (PNG, JPEG, ...) or text (.txt, with --model)."),
+    file: Path = typer.Argument(..., help="A generated image (PNG, JPEG, ...), WAV clip, or text (.txt, with --model)."),
     key: Optional[str] = typer.Option(None, "--key", help="The watermark key (default: AIGC_WATERMARK_KEY, else the public key)."),
+    trust: Optional[Path] = typer.Option(None, "--trust", help="CA certificates (PEM) to trust as signers of content credentials (default: AIGC_TRUST_ANCHORS)."),
     model: Optional[str] = typer.Option(None, "--model", help="Text: the model that may have written it (its tokenizer), e.g. gpt-shakespeare."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Check FILE for aigc's invisible watermark and read the provenance it carries; say what each proves.
-    Exits 1 when no watermark is found."""
+    """Check FILE's content credentials (a signed C2PA manifest), its invisible watermark and the provenance
+    it carries; say what each proves. Exits 1 when neither a watermark nor valid credentials are found, or
+    when the credentials are invalid (the file changed after signing)."""
     from aigc.errors import AigcError
     from aigc.safety.settings import SafetySettings
     from aigc.safety.verify import verify, verify_text
 
     if not file.is_file():
-        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image or text")
-    key = key or SafetySettings.from_env().watermark_key
+        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image, WAV or text")
+    settings = SafetySettings.from_env()
+    key = key or settings.watermark_key
+    trust = trust or settings.trust_anchors
+    if trust is not None and not trust.is_file():
+        raise AigcError(f"{trust} is not a file", field="--trust", fix="give a PEM file of CA certificates, e.g. the ca.pem of `aigc keys init-signing`")
     if file.suffix.lower() == ".txt":
         if model is None:
             raise AigcError("a text's watermark is read with the tokenizer of the model that wrote it", field="--model", fix="add --model NAME (a zoo name or a run folder), e.g. --model gpt-shakespeare")
@@ -73,13 +80,31 @@ def verify_command(
             raise AigcError(f"{file} is not UTF-8 text", field="FILE", fix="give the .txt file aigc generate wrote") from None
         report = verify_text(text, module.tokenizer, module.config.vocab_size, key)
     else:
-        report = verify(file.read_bytes(), str(file), key)
+        report = verify(file.read_bytes(), str(file), key, None if trust is None else trust.read_bytes())
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
     else:
-        colour = "green" if report.marked else "yellow"
-        console.print(f"[bold {colour}]{'watermarked' if report.marked else 'no watermark found'}[/]: {escape(str(file))}", highlight=False)
+        state = report.credentials.get("state")
+        colour = "red" if state == "Invalid" else "green" if report.proven else "yellow"
+        credentials = "" if state is None else f", content credentials {'none' if state == 'none' else state}"
+        console.print(f"[bold {colour}]{'watermarked' if report.marked else 'no watermark found'}{credentials}[/]: {escape(str(file))}", highlight=False)
         for statement in report.statements:
             console.print(f"  {escape(statement)}", highlight=False, soft_wrap=True)
-    if not report.marked:
+    if not report.proven:
         sys.exit(NOT_MARKED_EXIT)
+
+
+def init_signing_command(
+    folder: Path = typer.Argument(..., help="Where to write ca.pem, signer.pem, signer.key and README.txt."),
+    algorithm: str = typer.Option("es256", "--algorithm", help="es256 (ECDSA P-256) or ed25519."),
+    days: int = typer.Option(365, "--days", help="Validity of the certificates, 1..3650 days."),
+    force: bool = typer.Option(False, "--force", help="Replace credentials already in the folder."),
+) -> None:
+    """Make DEVELOPMENT signing credentials: a local CA and a signer it certifies, for content credentials
+    (AIGC_SIGNING_DIR=DIR). Nobody else trusts this CA; verify with --trust DIR/ca.pem."""
+    from aigc.safety.credentials import CA_FILE, init_signing
+
+    folder = init_signing(folder, algorithm, days, force)
+    console.print(f"wrote DEVELOPMENT signing credentials ({algorithm}, {days} days) to {escape(str(folder))}", highlight=False)
+    console.print(f"  sign:   AIGC_SIGNING_DIR={escape(str(folder))} aigc generate ...", highlight=False)
+    console.print(f"  verify: aigc verify FILE --trust {escape(str(folder / CA_FILE))}", highlight=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -36,6 +36,17 @@ class ArtifactFile:
     record: dict[str, Any] = field(default_factory=dict)  # the provenance the file carries, as data
 
 
+FileHook = Callable[[ArtifactFile], ArtifactFile]  # an encoded file -> the file to write (content credentials sign it)
+PictureHook = Callable[[np.ndarray, dict], tuple[np.ndarray, dict]]  # (a composed picture, its parameters) -> both, before encoding
+
+
+def _finished(file: ArtifactFile, hooks: tuple[FileHook, ...]) -> ArtifactFile:
+    """The encoded file after the policy's file hooks, in order (what files(), save and save_grid write)."""
+    for hook in hooks:
+        file = hook(file)
+    return file
+
+
 def provenance_record(model: str, seeds: list[int], labels: list[int] | None, parameters: dict[str, Any]) -> dict[str, Any]:
     """The `aigc` JSON record a file carries (and the studio indexes), as a dict."""
     return {"model": model, "seeds": seeds, "labels": labels, **parameters}
@@ -48,6 +59,9 @@ class ImageBatch:
     labels: list[int] | None  # class of each image, for conditional models
     model: str  # family name, plus checkpoint when loaded from one
     parameters: dict[str, Any] = field(default_factory=dict)  # everything else needed to make them again
+    # Set by the policy's artifact hooks (generation/pipeline.py), applied when files are encoded:
+    file_hooks: tuple[FileHook, ...] = ()  # each encoded PNG (safety/credentials.py signs it)
+    picture_hooks: tuple[PictureHook, ...] = ()  # a grid composed by save_grid (the watermark of a grid of small images)
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):
@@ -91,11 +105,19 @@ class ImageBatch:
             labels = None if label is None else [label]
             parameters = self.parameters_of(index)
             record = provenance_record(self.model, [seed], labels, parameters)
-            files.append(ArtifactFile("image", "image/png", ".png", self._png(picture, [seed], labels, parameters), seed, label, picture.width, picture.height, record))
+            file = ArtifactFile("image", "image/png", ".png", self._png(picture, [seed], labels, parameters), seed, label, picture.width, picture.height, record)
+            files.append(_finished(file, self.file_hooks))
         return files
 
     def save_grid(self, path: str | Path, columns: int | None = None) -> Path:
-        return atomic_write_bytes(path, self._png(self.grid(columns), self.seeds, self.labels))
+        """All images in one PNG, after the picture hooks (a grid large enough gets the watermark) and file hooks."""
+        picture, parameters = self.grid(columns), self.parameters
+        for hook in self.picture_hooks:
+            array, parameters = hook(np.asarray(picture), parameters)
+            picture = Image.fromarray(array)
+        record = provenance_record(self.model, self.seeds, self.labels, parameters)
+        file = ArtifactFile("image", "image/png", ".png", self._png(picture, self.seeds, self.labels, parameters), None, None, picture.width, picture.height, record)
+        return atomic_write_bytes(path, _finished(file, self.file_hooks).data)
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
         """One PNG per image, named by its seed, each carrying its own seed and label."""
@@ -119,6 +141,7 @@ class AudioClip:
     labels: list[int] | None  # class of each clip, for conditional models
     model: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    file_hooks: tuple[FileHook, ...] = ()  # set by the policy, applied to each encoded WAV (safety/credentials.py signs it)
 
     GAP_SECONDS = 0.25  # silence between clips when `save` joins them into one file
 
@@ -153,14 +176,16 @@ class AudioClip:
             label = None if self.labels is None else self.labels[index]
             labels = None if label is None else [label]
             record = provenance_record(self.model, [seed], labels, self.parameters)
-            files.append(ArtifactFile("audio", "audio/wav", ".wav", self._wav(self.waveforms[index], [seed], labels), seed, label, None, None, record))
+            file = ArtifactFile("audio", "audio/wav", ".wav", self._wav(self.waveforms[index], [seed], labels), seed, label, None, None, record)
+            files.append(_finished(file, self.file_hooks))
         return files
 
     def save(self, path: str | Path) -> Path:
         """All clips in one WAV, in order, with GAP_SECONDS of silence between them."""
         gap = np.zeros(int(self.GAP_SECONDS * self.sample_rate), np.float32)
         joined = np.concatenate([part for clip in self.waveforms for part in (clip, gap)][:-1])
-        return atomic_write_bytes(path, self._wav(joined, self.seeds, self.labels))
+        file = ArtifactFile("audio", "audio/wav", ".wav", self._wav(joined, self.seeds, self.labels), None, None, None, None, provenance_record(self.model, self.seeds, self.labels, self.parameters))
+        return atomic_write_bytes(path, _finished(file, self.file_hooks).data)
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
         return [atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data) for file in self.files()]

@@ -60,6 +60,10 @@ def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
     before, after, logits = [], [], []
     if settings.moderation:
         before.append(ModerationCheck(moderator_for(None if settings.policy_file is None else str(settings.policy_file))))
+    if settings.output_checks != "off":  # first: the output as the model made it, before any mark
+        from aigc.safety.output_checks import default_checks
+
+        after.append(default_checks(settings.output_checks))
     if settings.watermark:
         from aigc.safety.watermark.image import ImageWatermark
 

@@ -6,13 +6,15 @@ generation policy the CLI, the Python API and the studio all apply.
     AIGC_WATERMARK=off           no invisible watermark in generated images and text
     AIGC_WATERMARK_KEY=SECRET    the key of the watermark; without one, the project's public key is used,
                                  so anyone can detect (and, with effort, remove) the mark
+    AIGC_OUTPUT_CHECKS=warn      check outputs against the run's training data (near copies, safety/output_checks.py):
+                                 warn (flag them in the result) or block (refuse them); off by default
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +28,7 @@ class SafetySettings(BaseModel):
     policy_file: Path | None = None  # None: the packaged policy (aigc/safety/policy.toml)
     watermark: bool = True  # mark generated images (large enough to hold it) and sampled text
     watermark_key: str = Field(PUBLIC_WATERMARK_KEY, min_length=8)  # the secret that places the mark
+    output_checks: Literal["off", "warn", "block"] = "off"  # near-copy checks against the training data (they read it: opt in)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "SafetySettings":
@@ -34,6 +37,11 @@ class SafetySettings(BaseModel):
         for name, key in (("AIGC_MODERATION", "moderation"), ("AIGC_WATERMARK", "watermark")):
             if name in environ:
                 values[key] = _switch(name, environ[name])
+        if environ.get("AIGC_OUTPUT_CHECKS"):
+            value = environ["AIGC_OUTPUT_CHECKS"].strip().lower()
+            if value not in ("off", "warn", "block"):
+                raise AigcError(f"{environ['AIGC_OUTPUT_CHECKS']!r} is not off, warn or block", field="AIGC_OUTPUT_CHECKS", fix="set AIGC_OUTPUT_CHECKS=warn (flag near copies) or block (refuse them)")
+            values["output_checks"] = value
         if environ.get("AIGC_SAFETY_POLICY"):
             values["policy_file"] = Path(environ["AIGC_SAFETY_POLICY"])
         if environ.get("AIGC_WATERMARK_KEY"):
