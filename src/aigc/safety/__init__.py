@@ -5,7 +5,8 @@
 
 `default_policy(settings)` builds the one `GenerationPolicy` (generation/pipeline.py) from the safety
 settings (safety/settings.py, read from the environment by default): the moderation check before
-generation, the watermarks after it. The pipeline never imports this package; the policy is injected.
+generation, the watermarks after it, and content credentials (a signed C2PA manifest) on the files.
+The pipeline never imports this package; the policy is injected.
 """
 
 from __future__ import annotations
@@ -72,4 +73,8 @@ def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
         text_mark = TextWatermark(settings.watermark_key)
         after += [ImageWatermark(settings.watermark_key), text_mark.record]
         logits.append(text_mark)
+    if settings.signing_dir is not None:  # last: it signs the files as they are finally encoded
+        from aigc.safety.credentials import ContentCredentials, SigningCredentials
+
+        after.append(ContentCredentials(SigningCredentials.load(settings.signing_dir)))
     return GenerationPolicy(before=tuple(before), after=tuple(after), logits=tuple(logits))

@@ -8,6 +8,9 @@ generation policy the CLI, the Python API and the studio all apply.
                                  so anyone can detect (and, with effort, remove) the mark
     AIGC_OUTPUT_CHECKS=warn      check outputs against the run's training data (near copies, safety/output_checks.py):
                                  warn (flag them in the result) or block (refuse them); off by default
+    AIGC_SIGNING_DIR=DIR         sign every PNG/JPEG/WAV written with a C2PA manifest, with DIR's signer.pem and
+                                 signer.key (`aigc keys init-signing DIR` makes development ones)
+    AIGC_TRUST_ANCHORS=CA.pem    the CA certificates `aigc verify` and /api/v1/verify trust (default: none)
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class SafetySettings(BaseModel):
     watermark: bool = True  # mark generated images (large enough to hold it) and sampled text
     watermark_key: str = Field(PUBLIC_WATERMARK_KEY, min_length=8)  # the secret that places the mark
     output_checks: Literal["off", "warn", "block"] = "off"  # near-copy checks against the training data (they read it: opt in)
+    signing_dir: Path | None = None  # content credentials: a folder with signer.pem + signer.key; None: files are not signed
+    trust_anchors: Path | None = None  # PEM file of CA certificates a verifier trusts; None: a valid signature reads as untrusted
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "SafetySettings":
@@ -44,6 +49,9 @@ class SafetySettings(BaseModel):
             values["output_checks"] = value
         if environ.get("AIGC_SAFETY_POLICY"):
             values["policy_file"] = Path(environ["AIGC_SAFETY_POLICY"])
+        for name, key in (("AIGC_SIGNING_DIR", "signing_dir"), ("AIGC_TRUST_ANCHORS", "trust_anchors")):
+            if environ.get(name):
+                values[key] = Path(environ[name])
         if environ.get("AIGC_WATERMARK_KEY"):
             key = environ["AIGC_WATERMARK_KEY"]
             if len(key) < 8:
