@@ -1,28 +1,10 @@
 """A job keeps the moderation decision its prompt got at submission when the policy's action was `warn`
 (`jobs.moderation`: category, method, evidence, score and threshold of each finding), so the API and the
-page show why the job carries a warning.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-01
-
-"""
-from typing import Sequence, Union
+page show why the job carries a warning. (2026-12-01)"""
 
 import sqlalchemy as sa
-from alembic import op
 
-revision: str = "0005"
-down_revision: Union[str, Sequence[str], None] = "0004"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+from aigc.studio.db.migrations.steps import add_nullable_column
 
-
-def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch_op:
-        batch_op.add_column(sa.Column("moderation", sa.JSON(), nullable=True))
-
-
-def downgrade() -> None:
-    with op.batch_alter_table("jobs") as batch_op:
-        batch_op.drop_column("moderation")
+revision, down_revision = "0005", "0004"
+upgrade, downgrade = add_nullable_column("jobs", "moderation", sa.JSON())
