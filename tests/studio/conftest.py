@@ -32,6 +32,16 @@ def tiny_runs(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def style_catalog(tmp_path_factory):
+    """The models that take images (uploads): a tiny AdaIN ("paint"), fast style ("rings") and CycleGAN ("digits-ab")."""
+    from aigc.studio.catalog import ModelCatalog
+
+    root = tmp_path_factory.mktemp("studio-style-models")
+    runs = {"paint": train_tiny("adain", root / "adain"), "rings": train_tiny("fast", root / "fast"), "digits-ab": train_tiny("cyclegan", root / "cyclegan")}
+    return ModelCatalog.from_paths({name: str(run.run_dir) for name, run in runs.items()})
+
+
+@pytest.fixture(scope="session")
 def catalog(tiny_runs):
     from aigc.studio.catalog import ModelCatalog
 

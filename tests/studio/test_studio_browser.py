@@ -275,3 +275,41 @@ def test_with_keys_on_a_phone_download_zoom_reuse_a_seed_search_and_delete(serve
     page.select_option("[data-testid=history-model]", "")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=history-item]').length === 1")
     assert "poet" in history.first.inner_text() and problems == []
+
+
+def test_upload_a_content_and_a_style_image_and_see_the_result_beside_them(serve, browser, style_catalog, tmp_path):
+    """Image fields are file inputs: the page uploads the chosen files, the job runs on them, and the result is
+    shown beside its inputs; a non-image is refused with a message naming the field."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:40, 0:48]
+    content, style, notes = tmp_path / "content.png", tmp_path / "style.jpg", tmp_path / "notes.txt"
+    Image.fromarray(np.stack([x * 5, y * 6, (x + y) * 3], -1).astype(np.uint8)).save(content)
+    Image.fromarray((np.indices((64, 64)).sum(0) % 16 * 16).astype(np.uint8)).convert("RGB").save(style)
+    notes.write_text("not a picture")
+    page = open_with_model(browser, serve(style_catalog), "paint", width=1280, height=900)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    assert page.get_attribute("[data-testid=field-content]", "type") == "file"
+    page.set_input_files("[data-testid=field-content]", str(notes))
+    page.set_input_files("[data-testid=field-style]", [str(style)])
+    page.click("[data-testid=generate]")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "content: " in page.inner_text("#form-error") and "not an image" in page.inner_text("#form-error")
+
+    page.set_input_files("[data-testid=field-content]", str(content))
+    assert page.locator("[data-testid=thumbs-content] img").count() == 1
+    assert page.get_attribute("[data-testid=field-alpha]", "type") == "range"
+    page.locator("[data-testid=field-alpha]").evaluate("(slider) => { slider.value = '0.6'; slider.dispatchEvent(new Event('input')); }")
+    page.fill("[data-testid=field-size]", "64")
+    page.click("[data-testid=generate]")
+    wait_for_images(page, 1, width=64, timeout=90_000)
+    inputs = page.locator("[data-testid=inputs] [data-testid=input]")
+    assert inputs.count() == 2 and [inputs.nth(i).inner_text() for i in range(2)] == ["content", "style"]
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=input] img')].every(i => i.complete && i.naturalWidth > 0)")
+    job = page.evaluate("async () => (await (await fetch('/api/v1/jobs')).json()).items[0]")
+    assert job["status"] == "succeeded" and job["params"]["alpha"] == 0.6 and job["params"]["content"].startswith("upload:")
+    page.screenshot(path=str(tmp_path / "style-upload.png"), full_page=True)
+    assert problems == []

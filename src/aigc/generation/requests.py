@@ -18,6 +18,14 @@ from aigc.config import BaseConfig
 MAX_IMAGES = 1024
 MAX_SEED = 2**63
 RANDOM_SEED = -1  # "pick one for me": replaced by a random seed when the request is made, and recorded
+# Marks a field that takes image files (a path, or a list of paths): its JSON schema says `"format": "image"`,
+# so the studio's page shows a file input for it and its jobs take uploads there (`image_fields`).
+IMAGE_INPUT = {"format": "image"}
+
+
+def image_fields(request_class: type) -> list[str]:
+    """The fields of a request class that take image files (marked with IMAGE_INPUT)."""
+    return [name for name, info in request_class.model_fields.items() if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("format") == "image"]
 
 
 class GenerationRequest(BaseConfig):
@@ -203,8 +211,8 @@ class StyleRequest(GenerationRequest):
     """
 
     count: int = Field(1, ge=1, le=8)  # images; they differ only where the method draws noise
-    content: str  # path of the content image
-    style: list[str] = []  # paths of the style images (none for a trained fast network)
+    content: str = Field(json_schema_extra=IMAGE_INPUT)  # path of the content image
+    style: list[str] = Field([], json_schema_extra=IMAGE_INPUT)  # paths of the style images (none for a trained fast network)
     style_weights: list[float] | None = None  # one per style image, blended in proportion (default: equal)
     alpha: float = Field(1.0, ge=0.0, le=1.0)  # 0 = the content unchanged, 1 = fully stylised
     size: int = Field(512, ge=64, le=MAX_STYLE_SIZE)  # long side of the output, in pixels
@@ -233,7 +241,7 @@ class TranslateRequest(GenerationRequest):
     """Unpaired image-to-image translation (CycleGAN): one image from domain A to B, or back."""
 
     count: int = Field(1, ge=1, le=1)
-    image: str  # path of the image to translate
+    image: str = Field(json_schema_extra=IMAGE_INPUT)  # path of the image to translate
     direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
 
 
@@ -249,7 +257,7 @@ class CaptionRequest(GenerationRequest):
     """
 
     count: int = Field(1, ge=1, le=1)
-    image: Any = Field(None, validate_default=True)  # path or uint8 array
+    image: Any = Field(None, validate_default=True, json_schema_extra=IMAGE_INPUT)  # path or uint8 array
     num_beams: int = Field(3, ge=1, le=16)
     max_tokens: int = Field(24, ge=1, le=64)  # caption tokens at most
 

@@ -38,6 +38,14 @@ FIELD_HELP = {
     "sampler": "Diffusion: ddim (deterministic, few steps), ddpm (stochastic) or dpmpp-2m (DPM-Solver++, 10-15 steps).",
     "sample_steps": "Diffusion: denoising steps (dpmpp-2m: 10-15, DDIM: 10-50).",
     "interpolate": "Two seeds A, B: images along the path from A's noise to B's.",
+    "content": "The photo to paint (uploaded: PNG, JPEG, WebP, GIF or BMP).",
+    "style": "The style image(s); several are blended (AdaIN). A fast network has its style built in: leave it empty.",
+    "style_weights": "One weight per style image when blending several (default: equal).",
+    "alpha": "Strength: 0 keeps the content as it is, 1 is fully stylised.",
+    "size": "Long side of the output, in pixels (smaller is much faster on a CPU).",
+    "preserve_color": "Keep the content's colours: only the brightness takes the style.",
+    "image": "The image (uploaded: PNG, JPEG, WebP, GIF or BMP).",
+    "direction": "a_to_b or b_to_a: which way to translate.",
 }
 # Fields that vary per image and so do not stop jobs from running together.
 PER_SAMPLE_FIELDS = {"seed", "count", "labels"}
@@ -74,9 +82,9 @@ class ModelEntry:
                 "default": spec.get("default"),
                 "help": FIELD_HELP.get(name, spec.get("description", "")),
             }
-            for key in ("minimum", "maximum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "enum"):
+            for key in ("minimum", "maximum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "enum", "format"):
                 if key in main:
-                    item[key] = main[key]
+                    item[key] = main[key]  # format "image": the field takes uploads (upload:<sha256>)
             if main.get("type") == "array":
                 item["items"] = main.get("items", {}).get("type")
             if name == "count":

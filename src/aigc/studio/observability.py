@@ -102,8 +102,9 @@ def render_metrics(services, http: HttpMetrics, executor_info: dict[str, Any]) -
 class RequestMiddleware:
     """Pure ASGI: a request id, a size limit on bodies, an access log line and HTTP metrics."""
 
-    def __init__(self, app, *, max_body_bytes: int, metrics: HttpMetrics):
+    def __init__(self, app, *, max_body_bytes: int, metrics: HttpMetrics, upload_paths: dict[str, int] | None = None):
         self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+        self.upload_paths = upload_paths or {}  # path -> its own body limit (image uploads are larger than JSON)
         self.log = logging.getLogger("aigc.studio.access")
 
     async def __call__(self, scope, receive, send):
@@ -115,8 +116,9 @@ class RequestMiddleware:
         status_holder = {"status": 500}
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _send_json(send, 413, f"the request body is larger than {self.max_body_bytes} bytes", request_id)
+        limit = self.upload_paths.get(scope["path"], self.max_body_bytes) if scope["method"] == "POST" else self.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _send_json(send, 413, f"the request body is larger than {limit} bytes", request_id)
             self._record(scope, 413, started, request_id)
             return
         # Read the body here (it is small by design) so that a chunked upload cannot slip past the limit.
@@ -129,8 +131,8 @@ class RequestMiddleware:
             chunks.append(message.get("body", b""))
             received += len(chunks[-1])
             more = message.get("more_body", False)
-            if received > self.max_body_bytes:
-                await _send_json(send, 413, f"the request body is larger than {self.max_body_bytes} bytes", request_id)
+            if received > limit:
+                await _send_json(send, 413, f"the request body is larger than {limit} bytes", request_id)
                 self._record(scope, 413, started, request_id)
                 return
         replayed = False

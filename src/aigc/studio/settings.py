@@ -53,7 +53,9 @@ class StudioSettings(BaseModel):
     preview_seconds: float = Field(2.0, gt=0)  # ... and store a preview of the images forming at most this often
     max_images_per_job: int = Field(64, ge=1, le=1024)  # `count` above this is refused
     max_string_chars: int = Field(2000, ge=1)  # prompts and other text parameters
-    max_body_bytes: int = Field(64 * 1024, ge=1024)  # request bodies above this get 413
+    max_body_bytes: int = Field(64 * 1024, ge=1024)  # request bodies above this get 413 (uploads have their own limit)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # an uploaded image file (POST /api/v1/uploads) above this gets 413
+    max_upload_pixels: int = Field(4096 * 4096, ge=64 * 64, le=40_000_000)  # ... and one with more pixels (a decompression bomb), from its header
     rate_limit_per_minute: int = Field(120, ge=1)  # jobs one key (or one anonymous client address) may submit per minute
     queue_limit: int = Field(32, ge=1)  # queued + running jobs one key (or anonymous client address) may have at once
     cors_origins: list[str] = Field(default_factory=list)  # origins allowed to call the API from a browser

@@ -19,6 +19,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from aigc.errors import AigcError
+from aigc.generation.requests import image_fields
 from aigc.studio.errors import ApiError
 
 
@@ -164,18 +165,22 @@ def describe_errors(items: list[dict[str, Any]], prefix: str = "") -> tuple[str,
 # --------------------------------------------------------------------------------------------- jobs
 
 
-def validate_job(catalog, model: str, params: dict[str, Any], *, max_count: int, max_chars: int) -> tuple[Any, BaseModel]:
+def validate_job(catalog, model: str, params: dict[str, Any], *, max_count: int, max_chars: int, store=None) -> tuple[Any, BaseModel]:
     """The model's own request class validates the parameters (strictly, as the JSON they came in);
-    the studio's limits come first, so an error states the limit that really applies."""
+    the studio's limits come first, so an error states the limit that really applies. Image fields take
+    uploads (`upload:<sha256>`, studio/uploads.py) found in `store`: the request is validated with their
+    files, and keeps the references (a job holds no server path)."""
     from aigc.studio.model_facts import needs_prompt
+    from aigc.studio.uploads import resolve_uploads
 
     entry = catalog.get(model)
     check_strings(params, max_chars, "params")
     count = params.get("count")
     if isinstance(count, int) and not isinstance(count, bool) and count > max_count:
         raise AigcError(f"at most {max_count} samples per job (got {_shown(count)})", field="params.count", fix="split the work into several jobs")
+    uploads = {name: params[name] for name in image_fields(entry.request_class) if name in params}
     try:
-        request = entry.request_class.model_validate_json(json.dumps(params), strict=True)
+        request = entry.request_class.model_validate_json(json.dumps(resolve_uploads(entry.request_class, params, store)), strict=True)
     except ValidationError as error:
         items = error.errors()
         if items and items[0]["type"] == "extra_forbidden":
@@ -183,6 +188,8 @@ def validate_job(catalog, model: str, params: dict[str, Any], *, max_count: int,
             raise AigcError("this model does not take this parameter", field=_path(tuple(items[0]["loc"]), "params"), fix=f"it takes: {valid}") from None
         field, message = describe_errors(items, "params")
         raise AigcError(message, field=field) from None
+    if uploads:
+        request = request.model_copy(update=uploads)  # the references, not this process's paths, are stored
     count = getattr(request, "count", None)
     seed = getattr(request, "seed", None)
     if seed is not None and seed + (count or 1) > 2**63 - 1:

@@ -18,6 +18,7 @@ from aigc.safety import default_policy
 from aigc.studio.db.models import Artifact, Job, utcnow
 from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, lease_until, worker_identity
 from aigc.studio.services import Services
+from aigc.studio.uploads import resolve_uploads
 
 log = logging.getLogger("aigc.studio.jobs")
 
@@ -193,7 +194,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
         if job.cancel_requested:
             raise _Taken("cancelled")
     entry = services.catalog.get(model_name)
-    request = pipeline.validate(model.module, params)
+    request = pipeline.validate(model.module, resolve_uploads(entry.request_class, params, services.store))  # uploads: their stored files
     started = time.perf_counter()
     if pipeline.can_stream(model.module, request) and entry.modality == "text":
         chunks = [(0, request)]

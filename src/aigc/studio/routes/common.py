@@ -17,7 +17,7 @@ ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def errors(*codes: int) -> dict:
-    words = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found", 409: "Conflict", 413: "Body too large", 422: "Invalid input (names the field)", 429: "Rate or queue limit reached", 503: "Service unavailable"}
+    words = {400: "Malformed request", 401: "Missing or invalid API key", 404: "Not found", 409: "Conflict", 413: "Body too large", 415: "Unsupported media type (not an image type the studio takes)", 422: "Invalid input (names the field)", 429: "Rate or queue limit reached", 503: "Service unavailable"}
     # Errors are JSON even where the success is not (/metrics is text): say so beside the route's own type.
     return {code: {"model": ErrorResponse, "description": words.get(code, "Error"), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}} for code in codes}
 

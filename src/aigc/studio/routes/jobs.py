@@ -43,7 +43,7 @@ def create_job(
     """Queue a generation job. Answers at once with the job (202); poll its `url`, or add `?wait=10`.
     A seed of -1 (or none) is a random one; the job and each artifact record the seed used."""
     settings = services.settings
-    entry, request = validate_job(services.catalog, body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars)
+    entry, request = validate_job(services.catalog, body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars, store=services.store)  # image fields: uploads
     decisions = moderate_request(request, prefix="params.")  # a blocked prompt is a 422 with its reason (ModerationError), before it is queued
     moderation = warning_record(request, decisions, scrub_personal_data=settings.scrub_prompts)  # a warned one runs, and the job says why
     if settings.scrub_prompts:

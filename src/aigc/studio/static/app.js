@@ -94,6 +94,11 @@ function renderFields(accepts, params) {
       if (field.default == null) input.append(new Option("the model's default", ""));
       input.append(...field.enum.map((c) => new Option(String(c), String(c))));
       input.value = value != null ? String(value) : "";
+    } else if (field.format === "image") {
+      input = imageInput(field, value);
+    } else if (field.type === "number" && field.minimum === 0 && field.maximum === 1) {
+      // A strength in [0, 1] (alpha): a slider that shows its value.
+      input = Object.assign(document.createElement("input"), { type: "range", min: "0", max: "1", step: "0.05", value: String(value ?? 1) });
     } else if (field.type === "boolean") {
       input = Object.assign(document.createElement("input"), { type: "checkbox", checked: Boolean(value) });
     } else if (field.type === "integer" || field.type === "number") {
@@ -115,7 +120,15 @@ function renderFields(accepts, params) {
     input.dataset.type = field.type;
     input.dataset.testid = `field-${field.name}`;
     if (field.default != null) input.dataset.default = JSON.stringify(field.default);
-    if (field.name === "seed") {
+    if (input.type === "range") {
+      const shown = Object.assign(document.createElement("output"), { textContent: input.value });
+      input.addEventListener("input", () => { shown.textContent = input.value; });
+      const row = Object.assign(document.createElement("span"), { className: "seed-row" });
+      row.append(input, shown);
+      label.append(row);
+    } else if (input.type === "file") {
+      label.append(input, input.thumbs);
+    } else if (field.name === "seed") {
       // -1 is "a random seed" (the default): the job records the seed it used, so "reuse" repeats it.
       const row = Object.assign(document.createElement("span"), { className: "seed-row" });
       const dice = Object.assign(document.createElement("button"), { type: "button", className: "secondary dice", textContent: "🎲", title: "random seed (-1)" });
@@ -133,13 +146,55 @@ function renderFields(accepts, params) {
   $("fields").replaceChildren(...fields);
 }
 
+// Image fields take uploads: the chosen files are sent to POST /uploads when the job is submitted and the
+// job gets their references ("upload:<sha256>"). Reused settings keep the earlier job's uploads until
+// other files are chosen.
+const IMAGE_TYPES = "image/png,image/jpeg,image/webp,image/gif,image/bmp";
+const UPLOAD = "upload:";
+
+function imageInput(field, value) {
+  const input = Object.assign(document.createElement("input"), { type: "file", accept: IMAGE_TYPES, multiple: field.type === "array" });
+  input.dataset.kind = "image";
+  input.thumbs = Object.assign(document.createElement("span"), { className: "thumbs upload-thumbs" });
+  input.thumbs.dataset.testid = `thumbs-${field.name}`;
+  const refs = [value].flat().filter((v) => typeof v === "string" && v.startsWith(UPLOAD));
+  if (refs.length) input.dataset.refs = JSON.stringify(refs);
+  const show = (urls) => input.thumbs.replaceChildren(...urls.map((url) => Object.assign(document.createElement("img"), { src: url, alt: field.name })));
+  Promise.all(refs.map((ref) => fileUrl(`${API}/uploads/${ref.slice(UPLOAD.length)}`))).then(show);
+  input.addEventListener("change", () => {
+    delete input.dataset.refs;
+    show([...input.files].map((file) => URL.createObjectURL(file)));
+  });
+  return input;
+}
+
+async function uploadImages() {
+  const params = {};
+  for (const input of $("fields").querySelectorAll("input[data-kind=image]")) {
+    let refs = input.dataset.refs ? JSON.parse(input.dataset.refs) : [];
+    if (input.files.length) {
+      refs = [];
+      for (const file of input.files) {
+        const form = new FormData();
+        form.append(input.name, file, file.name);
+        refs.push((await api("/uploads", { method: "POST", body: form })).ref);
+      }
+      input.dataset.refs = JSON.stringify(refs); // submitting again sends the same uploads
+    }
+    if (refs.length) params[input.name] = input.multiple ? refs : refs[0];
+  }
+  return params;
+}
+
 // Only what differs from a field's default is sent: the model then applies its own default (so a job
 // records "the model's default" rather than whatever the form showed).
 function readParams() {
   const params = {};
   for (const input of $("fields").querySelectorAll("input, select, textarea")) {
     const type = input.dataset.type;
-    if (input.dataset.kind === "labels") {
+    if (input.dataset.kind === "image") {
+      continue; // uploadImages
+    } else if (input.dataset.kind === "labels") {
       if (input.value !== "") params[input.name] = [Number(input.value)];
     } else if (input.dataset.kind === "array") {
       const items = input.value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -164,7 +219,8 @@ async function submit(event) {
   showError(null);
   $("submit").disabled = true;
   try {
-    const job = await api("/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: state.model.name, params: readParams() }) });
+    const params = { ...readParams(), ...(await uploadImages()) };
+    const job = await api("/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: state.model.name, params }) });
     state.job = job;
     $("cancel").hidden = false;
     await follow(job.id);
@@ -233,6 +289,7 @@ function renderGallery(job) {
     gallery.replaceChildren();
     rendered.clear();
     $("details").hidden = true;
+    renderInputs(job);
   }
   $("results-job").textContent = `${job.model} · ${job.status} · job ${job.id.slice(0, 8)}`;
   state.shown = job;
@@ -256,6 +313,23 @@ function renderGallery(job) {
     gallery.append(card(job, artifact));
   }
   if (job.status === "succeeded" && !job.artifacts.length) gallery.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: "No artifacts." }));
+}
+
+// The uploaded images a job was made from (content, style, the image to translate), beside its results.
+function renderInputs(job) {
+  const figures = Object.entries(job.params).flatMap(([name, value]) => {
+    const refs = [value].flat().filter((v) => typeof v === "string" && v.startsWith(UPLOAD));
+    return refs.map((ref, index) => {
+      const item = Object.assign(document.createElement("figure"), { className: "card input" });
+      item.dataset.testid = "input";
+      const img = Object.assign(document.createElement("img"), { alt: name });
+      fileUrl(`${API}/uploads/${ref.slice(UPLOAD.length)}`).then((url) => (img.src = url));
+      item.append(img, Object.assign(document.createElement("span"), { textContent: refs.length > 1 ? `${name} ${index + 1}` : name }));
+      return item;
+    });
+  });
+  $("inputs").replaceChildren(...figures);
+  $("inputs").hidden = !figures.length;
 }
 
 function card(job, artifact) {
@@ -347,12 +421,14 @@ async function loadHistory() {
   $("history").replaceChildren(...page.items.map(historyItem));
 }
 
+const shortRef = (value) => (typeof value === "string" && value.startsWith(UPLOAD) ? value.slice(0, UPLOAD.length + 8) + "…" : value);
+
 function historyItem(job) {
   const item = document.createElement("li");
   item.dataset.testid = "history-item";
   item.dataset.job = job.id;
   const status = Object.assign(document.createElement("span"), { className: `status ${job.status}`, textContent: job.status });
-  const what = Object.assign(document.createElement("span"), { textContent: `${job.model} · ${Object.entries(job.params).filter(([, v]) => v != null).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`).join(" ")}` });
+  const what = Object.assign(document.createElement("span"), { textContent: `${job.model} · ${Object.entries(job.params).filter(([, v]) => v != null).map(([k, v]) => `${k}=${[v].flat().map(shortRef).join(",")}`).join(" ")}` });
   const when = Object.assign(document.createElement("span"), { className: "muted", textContent: new Date(job.created_at).toLocaleTimeString() });
   const thumbs = document.createElement("span");
   thumbs.className = "thumbs";
