@@ -1,4 +1,4 @@
-"""Text metrics: perplexity, bits per character, BLEU and ROUGE-L.
+"""Text metrics: perplexity, bits per character, BLEU, ROUGE-L and CIDEr-D.
 
 - Perplexity and bits per character turn a summed negative log-likelihood (natural log, "nats") over a
   held-out split into the two numbers language-model papers report.
@@ -8,6 +8,9 @@
 - ROUGE-L is the LCS-based F-measure (Lin 2004, https://aclanthology.org/W04-1013/), sentence level,
   implemented here; tokens are whitespace words ("whitespace", for English) or characters ("chars", for
   Chinese and other unsegmented scripts), or come from any callable.
+- CIDEr-D (Vedantam et al. 2015, https://arxiv.org/abs/1411.5726) is the COCO caption evaluation's own
+  code (PyPI `pycocoevalcap`, the `captioning` extra; its CIDEr part is pure Python, only its PTB
+  tokenizer needs Java, so the text is tokenized here with sacrebleu's tokenizers instead, as for BLEU).
 """
 
 from __future__ import annotations
@@ -128,6 +131,18 @@ def _check_references(references: Any, count: int) -> list[list[str]]:
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
 
 
+def _check_scoring_input(hypotheses: Any, references: Any, tokenizer: str) -> tuple[list[str], list[list[str]]]:
+    """BLEU's and CIDEr's input checked: a sacrebleu tokenizer name, hypotheses and a reference list for each."""
+    if tokenizer not in BLEU_TOKENIZERS:
+        raise AigcError(
+            f"unknown or unsupported tokenizer {tokenizer!r}; expected one of {', '.join(BLEU_TOKENIZERS)}",
+            field="tokenizer",
+            fix='use "13a" for English and most languages, "zh" for Chinese',
+        )
+    hypotheses = _check_hypotheses(hypotheses)
+    return hypotheses, _check_references(references, len(hypotheses))
+
+
 @dataclass(frozen=True)
 class BleuScore:
     """Corpus BLEU from sacrebleu, with what is needed to read and reproduce it."""
@@ -154,14 +169,7 @@ def bleu(
     "intl", "zh" (Chinese: splits CJK characters, keeps non-Chinese words), "char" or "none".
     Hypotheses may have different numbers of references.
     """
-    if tokenizer not in BLEU_TOKENIZERS:
-        raise AigcError(
-            f"unknown or unsupported tokenizer {tokenizer!r}; expected one of {', '.join(BLEU_TOKENIZERS)}",
-            field="tokenizer",
-            fix='use "13a" for English and most languages, "zh" for Chinese',
-        )
-    hypotheses = _check_hypotheses(hypotheses)
-    per_hypothesis = _check_references(references, len(hypotheses))
+    hypotheses, per_hypothesis = _check_scoring_input(hypotheses, references, tokenizer)
     try:
         from sacrebleu.metrics import BLEU
     except ImportError:  # pragma: no cover - depends on the environment
@@ -289,4 +297,46 @@ def rouge_l(
     count = len(hypotheses)
     return RougeScore(
         precision=totals[0] / count, recall=totals[1] / count, fmeasure=totals[2] / count, tokenizer=tokenizer_name
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CIDEr-D (pycocoevalcap)
+
+
+@dataclass(frozen=True)
+class CiderScore:
+    """Corpus CIDEr-D (the mean over hypotheses, x 100 as papers print it) and each hypothesis's own."""
+
+    score: float  # mean CIDEr-D x 100 (COCO papers print 100 x the value pycocoevalcap returns)
+    per_hypothesis: tuple[float, ...]  # each hypothesis's CIDEr-D, unscaled
+    tokenizer: str  # the sacrebleu tokenizer that split the text ("13a", "zh", ...), lowercased
+    implementation: str  # "pycocoevalcap VERSION, CIDEr-D n=4 sigma=6"
+
+
+def cider(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *, tokenizer: str = "13a") -> CiderScore:
+    """CIDEr-D of `hypotheses[i]` against `references[i]` (one string or a list per hypothesis), computed by
+    pycocoevalcap. The document frequencies come from these references (as in the COCO evaluation), so the
+    score depends on the whole test set: compare systems on the same images only. Text is lowercased and
+    split by a sacrebleu tokenizer ("zh" splits Chinese characters, as BLEU's "zh" does)."""
+    hypotheses, per_hypothesis = _check_scoring_input(hypotheses, references, tokenizer)
+    try:
+        from importlib.metadata import version
+
+        from pycocoevalcap.cider.cider import Cider
+        from sacrebleu.metrics import BLEU
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise AigcError(
+            "CIDEr needs the pycocoevalcap package, which is not installed", field="cider", fix="pip install 'aigc[captioning]'"
+        ) from None
+    split = BLEU(tokenize=tokenizer).tokenizer  # the very tokenizer bleu() uses
+    tokens = lambda text: " ".join(split(text.lower()).split())  # noqa: E731  (space-separated tokens, what Cider reads)
+    keys = [str(index) for index in range(len(hypotheses))]
+    score, scores = Cider().compute_score(
+        {key: [tokens(r) for r in options] for key, options in zip(keys, per_hypothesis)},
+        {key: [tokens(h)] for key, h in zip(keys, hypotheses)},
+    )
+    return CiderScore(
+        score=100 * float(score), per_hypothesis=tuple(float(s) for s in scores), tokenizer=tokenizer,
+        implementation=f"pycocoevalcap {version('pycocoevalcap')}, CIDEr-D n=4 sigma=6",
     )
