@@ -2,10 +2,16 @@
 
     .venv/bin/python benchmarks/text_seq2seq.py --preset seq2seq-tang-titles --minutes 10
     .venv/bin/python benchmarks/text_seq2seq.py RUN_DIR --count 500 --beams 4
+    .venv/bin/python benchmarks/text_seq2seq.py GPT_RUN_DIR --count 500 --beams 4 --last   # gpt-tang-titles
 
 Without RUN_DIR the preset is trained first for --minutes (through the real loop). Then the first
---count validation pairs (the last 10% of the pairs, never trained on) are decoded with beam search and
-scored with aigc.metrics.text:
+--count validation pairs (the last 10% of the pairs, never trained on; `--last`: the last --count) are
+decoded with beam search and scored with aigc.metrics.text. A seq2seq model reads the source; a language
+model fine-tuned on the pairs (gpt-shakespeare-dialogue, gpt-tang-titles) continues `pair_prompt(source)`
+(the source and a blank line) until <eos>. `--last` matters for a GPT pretrained on the corpus the pairs
+come from: its pretraining text (the first 90% of the characters) ends after the first validation pairs
+(tang-poems: all of the first 500 titles are in it), while the last pairs are in no training text.
+Scores:
     tang-titles           ROUGE-L F1 over characters, BLEU with sacrebleu's "zh" tokenizer
     shakespeare-dialogue  BLEU with sacrebleu's "13a" tokenizer, ROUGE-L F1 over whitespace words
 Baselines on the same pairs: the poem's first line as its title, or the turn itself as its reply
@@ -27,6 +33,7 @@ import torch
 import aigc
 from aigc.config import load_config
 from aigc.data import load_dataset
+from aigc.data.text import pair_prompt
 from aigc.generation.text import TextRequest
 from aigc.metrics.text import bleu, rouge_l
 from aigc.training.loop import fit
@@ -61,6 +68,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="held-out pairs decoded and scored")
     parser.add_argument("--beams", type=int, default=4)
     parser.add_argument("--show", type=int, default=5, help="examples printed")
+    parser.add_argument("--last", action="store_true", help="score the last --count validation pairs instead of the first")
+    parser.add_argument("--max-tokens", type=int, default=None, help="a language model's reply length limit (default: half its context)")
     args = parser.parse_args()
 
     train_seconds = None
@@ -76,14 +85,17 @@ def main() -> None:
     model = aigc.load(run)
     dataset = model.info.config.data.name
     data = load_dataset(model.info.config.data, model.info.config.model)
-    held_out = data.val.texts[: args.count]
+    held_out = data.val.texts[-args.count :] if args.last else data.val.texts[: args.count]
     sources = [source for source, _ in held_out]
     references = [target for _, target in held_out]
 
     started = time.perf_counter()
     hypotheses = []
+    settings = model.module.config
+    language_model = not hasattr(settings, "max_target_length")
+    max_tokens = (args.max_tokens or settings.context_length // 2) if language_model else settings.max_target_length
     for source in sources:
-        request = TextRequest(prompt=source, num_beams=args.beams, max_tokens=model.module.config.max_target_length)
+        request = TextRequest(prompt=pair_prompt(source) if language_model else source, num_beams=args.beams, max_tokens=max_tokens)
         hypotheses.append(model.generate(request).text.strip())
     decode_seconds = time.perf_counter() - started
 
@@ -91,7 +103,8 @@ def main() -> None:
     report = {
         "run": str(run),
         "dataset": dataset,
-        "held_out_pairs": len(held_out),
+        "held_out_pairs": f"{len(held_out)}, the {'last' if args.last else 'first'} of {len(data.val)} validation pairs",
+        "max_tokens": max_tokens,
         "beams": args.beams,
         "steps": model.provenance["step"],
         "train_seconds": None if train_seconds is None else round(train_seconds, 1),

@@ -127,11 +127,10 @@ def test_pair_files_and_batches(tmp_path):
         load_dataset(DataConfig(name="text-pairs", path=str(bad)), config)
 
 
-def test_language_model_data_refuses_a_seq2seq_model_and_back():
+def test_language_model_data_refuses_a_seq2seq_model():
+    # (Pairs go to a language model as prompt-formatted sequences: tests/test_text_pairs_lm.py.)
     with pytest.raises(DataError, match="language models"):
         load_dataset(DataConfig(name="tiny-text"), load_config("seq2seq-tiny").model)
-    with pytest.raises(DataError, match="seq2seq"):
-        load_dataset(DataConfig(name="tiny-pairs"), gpt_model_config())
 
 
 def test_tiny_pairs_are_consecutive_lines():

@@ -20,6 +20,9 @@ Language-model data (`make_language_model_bundle`):
 Pair data (`make_pairs_bundle`): a list of (source, target) strings; validation = the last
 `data.val_fraction` of the pairs (neighbouring dialogue turns overlap, so a random split would leak).
 Batches: {"source": [B, S] padded with <pad>, "target": [B, U] = <bos> y_1 .. y_n <eos> <pad>...}.
+A language model (gpt, lstm, ...) reads the same pairs as prompt-formatted sequences (`PromptedPairs`:
+source, a blank line, target, <eos>) with the loss on the target tokens only: {"inputs", "targets"} as for
+text, the prompt's targets -100.
 
 Datasets registered here: text (your file or folder), tiny-text (built in, always available),
 shakespeare, tang-poems (prepared corpora), and for pairs: text-pairs (your TSV/JSONL), tiny-pairs,
@@ -300,9 +303,61 @@ class TextPairs:
         return {"source": self._pad([self.sources[i] for i in order]), "target": self._pad([self.targets[i] for i in order])}
 
 
+PAIR_SEPARATOR = "\n\n"  # between a source and its target when a language model reads a pair
+
+
+def pair_prompt(source: str) -> str:
+    """The prompt a language model fine-tuned on pairs continues with the target: the source, then a blank line
+    (as a play's next speech or the next poem's title follows in the pretraining text)."""
+    return source + PAIR_SEPARATOR
+
+
+class PromptedPairs:
+    """(source, target) pairs as one token sequence each for a language model, the loss on the target only:
+
+        pair_prompt(source) + target + <eos>  ->  inputs = sequence[:-1], targets = sequence[1:] with the
+        positions that predict the prompt's tokens set to -100 (the loss skips them, as it skips padding)
+
+    A sequence holds at most context_length + 1 tokens: the target keeps its start (up to half the
+    context), the source keeps its end (nearest the target), the separator is always whole."""
+
+    def __init__(self, sources: list[list[int]], targets: list[list[int]], separator: list[int], context_length: int, tokenizer_json: str,
+                 texts: list[tuple[str, str]] | None = None):
+        self.texts = texts or []  # the (source, target) strings, for scoring generated text against them
+        self.sequences: list[list[int]] = []
+        self.prompt_lengths: list[int] = []
+        digest = hashlib.sha256(tokenizer_json.encode("utf-8"))
+        for source_ids, target_ids in zip(sources, targets):
+            target = target_ids[: context_length // 2] + [EOS]
+            room = max(context_length + 1 - len(target) - len(separator), 0)
+            prompt = (source_ids[-room:] if room else []) + separator
+            self.sequences.append(prompt + target)
+            self.prompt_lengths.append(len(prompt))
+            digest.update(json.dumps([prompt, target]).encode("ascii"))
+        self.fingerprint = digest.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        order = indices.tolist()
+        width = max(len(self.sequences[i]) for i in order) - 1
+        inputs = torch.full((len(order), width), PAD, dtype=torch.long)
+        targets = torch.full((len(order), width), IGNORE, dtype=torch.long)
+        for row, index in enumerate(order):
+            sequence = torch.tensor(self.sequences[index], dtype=torch.long)
+            inputs[row, : len(sequence) - 1] = sequence[:-1]
+            # Target j is token j + 1: the first prompt_length - 1 of them are prompt tokens, not learnt.
+            start = self.prompt_lengths[index] - 1
+            targets[row, start : len(sequence) - 1] = sequence[start + 1 :]
+        return {"inputs": inputs, "targets": targets}
+
+
 def make_pairs_bundle(pairs: Sequence[tuple[str, str]], *, data_config: Any, model_config: Any, source: str) -> DatasetBundle:
-    max_source = _model_setting(model_config, "max_source_length", "seq2seq models", "use a seq2seq family, or a text dataset")
-    max_target = model_config.max_target_length
+    language_model = hasattr(model_config, "context_length") and not hasattr(model_config, "max_source_length")
+    if not language_model:
+        max_source = _model_setting(model_config, "max_source_length", "seq2seq models and language models", "use a seq2seq or language-model family, or a text dataset")
+        max_target = model_config.max_target_length
     pairs = [(str(s), str(t)) for s, t in pairs if str(s).strip() and str(t).strip()]
     if data_config.limit is not None:
         pairs = pairs[: data_config.limit]
@@ -317,9 +372,13 @@ def make_pairs_bundle(pairs: Sequence[tuple[str, str]], *, data_config: Any, mod
     tokenizer = tokenizer_for(model_config, "\n".join(f"{s}\n{t}" for s, t in train_pairs))
     serialized = tokenizer.to_json()
 
+    separator = tokenizer.encode(PAIR_SEPARATOR)
+
     def split(part):
         sources = encode_lines(tokenizer, [s for s, _ in part])
         targets = encode_lines(tokenizer, [t for _, t in part])
+        if language_model:
+            return PromptedPairs(sources, targets, separator, model_config.context_length, serialized, list(part))
         return TextPairs(sources, targets, max_source, max_target, serialized, list(part))
 
     preview = (val_pairs or train_pairs)[0][0]

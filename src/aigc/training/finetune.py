@@ -104,7 +104,10 @@ def inherit_tokenizer(config: RunConfig, parent: Parent) -> None:
 
 def check_vocabulary(split: Any, parent: Parent) -> None:
     """The parent's vocabulary must cover the new training text: symbols it lacks become <unk>."""
-    rows = [split.tokens] if hasattr(split, "tokens") else [torch.tensor(ids) for ids in getattr(split, "sources", []) + getattr(split, "targets", [])]
+    if hasattr(split, "tokens"):
+        rows = [split.tokens]
+    else:  # pairs: PromptedPairs.sequences (a language model) or TextPairs' sources and targets (seq2seq)
+        rows = [torch.tensor(ids) for ids in getattr(split, "sequences", None) or getattr(split, "sources", []) + getattr(split, "targets", [])]
     total = sum(len(row) for row in rows)
     if total == 0:
         return
