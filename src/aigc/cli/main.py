@@ -233,6 +233,7 @@ def data_show(
 
 from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
+from aigc.cli.music import render_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
 from aigc.cli.safety import init_signing_command, moderate_command, verify_command  # noqa: E402
 from aigc.cli.stylize import stylize_command, translate_command  # noqa: E402
@@ -241,6 +242,7 @@ from aigc.studio.cli import studio_app, worker  # noqa: E402
 
 app.command("generate")(generate_command)
 app.command("stylize")(stylize_command)
+app.command("render")(render_command)
 app.command("translate")(translate_command)
 app.command("optimize")(optimize_command)
 app.command("moderate")(moderate_command)

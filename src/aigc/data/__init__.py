@@ -10,6 +10,7 @@ from aigc.data import captions as _captions  # noqa: F401  (registers the captio
 from aigc.data import caption_tokens as _caption_tokens  # noqa: F401  (registers the captioning datasets)
 from aigc.data import emoji as _emoji  # noqa: F401  (registers the Twemoji dataset)
 from aigc.data import audio as _audio  # noqa: F401  (registers the audio datasets)
+from aigc.data import music as _music  # noqa: F401  (registers the chorale datasets)
 from aigc.data import style_sets as _style_sets  # noqa: F401  (registers the style-transfer photos)
 from aigc.data import digit_domains as _digit_domains  # noqa: F401  (registers the CycleGAN digit domains)
 from aigc.data.bundle import BatchSource, DatasetBundle, split_indices

@@ -17,6 +17,8 @@ Special tokens are ids, never text: a user's text that contains "<eos>" is encod
     word  whitespace runs, words and single punctuation marks (CJK: one per character), most frequent first
     bpe   byte-level BPE trained with the `tokenizers` package (Sennrich et al. 2016,
           https://arxiv.org/abs/1508.07909; byte-level as in GPT-2): any UTF-8 text encodes, nothing is unknown
+    event space-separated symbols (note-event text of the chorale models, aigc.signal.music): one token per
+          symbol and per line break, spaces are not tokens
 
 Round trip: `decode(encode(text)) == text` for any text whose symbols are in the vocabulary (always, for bpe).
 """
@@ -38,13 +40,13 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 NUM_SPECIAL = len(SPECIAL_TOKENS)
 UNKNOWN_TEXT = "\ufffd"  # what <unk> decodes to
 
-TokenizerKind = Literal["char", "word", "bpe"]
+TokenizerKind = Literal["char", "word", "bpe", "event"]
 
 
 class TokenizerSettings(BaseConfig):
     """Model-config fields shared by every text family: which tokenizer, and the trained one."""
 
-    tokenizer_kind: TokenizerKind = "char"  # char, word or bpe; used when the data builds the tokenizer
+    tokenizer_kind: TokenizerKind = "char"  # char, word, bpe or event; used when the data builds the tokenizer
     max_vocab: int = Field(8192, ge=NUM_SPECIAL + 1)  # word: keep the most frequent; bpe: target vocabulary size
     tokenizer: str | None = None  # the trained tokenizer as JSON; filled from the training data when empty
     vocab_size: int | None = Field(None, ge=NUM_SPECIAL + 1)  # filled from the tokenizer when empty
@@ -142,6 +144,28 @@ class WordTokenizer(SymbolTokenizer):
         return _WORD_PATTERN.findall(text)
 
 
+_EVENT_PATTERN = re.compile(r"\n|[^\s]+")
+
+
+class EventTokenizer(SymbolTokenizer):
+    """Space-separated symbols and line breaks, e.g. note-event text (aigc.signal.music): `t4 p67 d2`. A
+    symbol is one token, spaces are not tokens (decoding puts one between symbols), a line break is one."""
+
+    kind = "event"
+
+    @classmethod
+    def train(cls, text: str, max_vocab: int) -> "EventTokenizer":
+        counts = Counter(_EVENT_PATTERN.findall(text))
+        return cls([symbol for symbol, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: max_vocab - NUM_SPECIAL]])
+
+    def split(self, text: str) -> list[str]:
+        return _EVENT_PATTERN.findall(text)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        pieces = [self.symbols[i - NUM_SPECIAL] if i >= NUM_SPECIAL else UNKNOWN_TEXT for i in map(int, ids) if i >= NUM_SPECIAL or i == UNK]
+        return re.sub(r" ?\n ?", "\n", " ".join(pieces))
+
+
 class BPETokenizer(Tokenizer):
     """Byte-level BPE from the `tokenizers` package; its ids are shifted by NUM_SPECIAL."""
 
@@ -208,7 +232,7 @@ class BPETokenizer(Tokenizer):
         return json.dumps({"kind": self.kind, "backend": json.loads(self.serialized)}, ensure_ascii=False)
 
 
-_KINDS: dict[str, type] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
+_KINDS: dict[str, type] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer, "event": EventTokenizer}
 
 
 def train_tokenizer(kind: str, text: str, max_vocab: int) -> Tokenizer:

@@ -142,6 +142,7 @@ class AudioClip:
     model: str
     parameters: dict[str, Any] = field(default_factory=dict)
     file_hooks: tuple[FileHook, ...] = ()  # set by the policy, applied to each encoded WAV (safety/credentials.py signs it)
+    scores: list[tuple[bytes, str]] | None = None  # music models: each clip's (MIDI file, note-event text)
 
     GAP_SECONDS = 0.25  # silence between clips when `save` joins them into one file
 
@@ -185,10 +186,16 @@ class AudioClip:
         gap = np.zeros(int(self.GAP_SECONDS * self.sample_rate), np.float32)
         joined = np.concatenate([part for clip in self.waveforms for part in (clip, gap)][:-1])
         file = ArtifactFile("audio", "audio/wav", ".wav", self._wav(joined, self.seeds, self.labels), None, None, None, None, provenance_record(self.model, self.seeds, self.labels, self.parameters))
-        return atomic_write_bytes(path, _finished(file, self.file_hooks).data)
+        written = atomic_write_bytes(path, _finished(file, self.file_hooks).data)
+        self.save_scores(Path(path).parent, Path(path).stem)
+        return written
 
     def save_each(self, folder: str | Path, stem: str = "sample") -> list[Path]:
-        return [atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data) for file in self.files()]
+        return [atomic_write_bytes(Path(folder) / f"{stem}-seed{file.seed}{file.suffix}", file.data) for file in self.files()] + self.save_scores(folder, stem)
+
+    def save_scores(self, folder: str | Path, stem: str) -> list[Path]:
+        """A music model's scores: one MIDI file per clip, `STEM-seedN.mid` (nothing for other models)."""
+        return [atomic_write_bytes(Path(folder) / f"{stem}-seed{seed}.mid", midi) for seed, (midi, _) in zip(self.seeds, self.scores or [])]
 
 
 def read_png_text(path: str | Path) -> dict[str, str]:

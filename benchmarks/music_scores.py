@@ -1,0 +1,78 @@
+"""Music models against held-out Bach chorales: pitch-class histogram distance, note density and the share
+of notes in key (aigc.metrics.music), for piano-roll VAE runs and chorale language-model runs.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/music_scores.py --real ROLL_RUN LM_RUN --count 100
+
+Reference: the test chorales (never trained on), in C major / A minor like the training data. `--real`
+also scores the validation chorales against them (the ceiling). A piano-roll run generates `--count`
+windows (seeds 0..count-1) through the one generation path; their notes come from the clips' note-event
+scores. A language-model run generates `--count` texts of `--tokens` new tokens each (seeds 0.., from the
+prompt `t0`, temperature 1, stopping at the end of the line), each read as a piece; bad tokens are counted.
+Rendering time is not included for language models (they write text; `aigc render` makes sound).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+
+import torch
+
+from aigc.data.music import read_chorales
+from aigc.errors import AigcWarning
+from aigc.generation import pipeline
+from aigc.loading import load
+from aigc.metrics.music import music_scores
+from aigc.signal.music import events_to_notes
+
+
+def generate_pieces(run: str, count: int, tokens: int) -> tuple[list, dict]:
+    model = load(run)
+    request_class = model.module.request_class
+    began = time.perf_counter()
+    details: dict = {"model": model.info.model_name, "step": model.info.step}
+    if model.info.family == "pianoroll-vae":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AigcWarning)
+            clip = pipeline.generate(model, request_class(count=count, seed=0))
+        pieces = [events_to_notes(events).notes for _, events in clip.scores]
+        details["rendered"] = clip.parameters.get("rendered")
+        details["audio_seconds"] = round(clip.waveforms.shape[0] * clip.waveforms.shape[1] / clip.sample_rate, 1)
+    else:
+        pieces, skipped = [], 0
+        for seed in range(count):
+            sample = pipeline.generate(model, request_class(prompt="t0", seed=seed, max_tokens=tokens, temperature=1.0, stop=["\n"]))
+            reading = events_to_notes("t0 " + sample.text)
+            pieces.append(reading.notes)
+            skipped += reading.skipped
+        details["tokens_skipped"] = skipped
+    details["generation_seconds"] = round(time.perf_counter() - began, 2)
+    return pieces, details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", help="pianoroll-vae or chorale language-model runs (or zoo names)")
+    parser.add_argument("--real", action="store_true", help="also score the validation chorales (the ceiling)")
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--tokens", type=int, default=300, help="language models: new tokens per piece")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    reference = [record["notes"] for record in read_chorales("test")]
+    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), torch {torch.__version__}",
+                     "load_average_before": os.getloadavg()[0], "reference": f"bach-chorales test split ({len(reference)} chorales, C major / A minor)"}
+    if args.real:
+        results["real (val chorales)"] = music_scores([record["notes"] for record in read_chorales("val")], reference)
+    for run in args.runs:
+        pieces, details = generate_pieces(run, args.count, args.tokens)
+        results[run] = {**music_scores(pieces, reference), **details}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
