@@ -83,6 +83,51 @@ def test_gpt_cached_decoding_equals_the_recomputing_reference(shakespeare):
     assert fast.texts == slow.texts and fast.token_counts == [150]
 
 
+class _ShiftedLinear(torch.nn.Linear):
+    """A Linear subclass that computes something else (as a LoRA or int8 layer swapped in does)."""
+
+    def forward(self, x):
+        return super().forward(x) + 0.5
+
+
+@pytest.mark.parametrize("overrides", [(), ("model.bias=true", "model.positions=sinusoidal")])
+def test_gpt_decode_step_equals_the_forward_pass_for_every_row(overrides):
+    from tests.test_text_models import built
+
+    model, _ = built("gpt-tiny", *overrides)
+    model.blocks[0].mlp.fc.__class__ = _ShiftedLinear  # must be called as its module, not as plain weights
+    prompts = torch.randint(4, model.config.vocab_size, (3, 5))
+    with torch.inference_mode():
+        session, _ = model.start_decoding(prompts[0].tolist(), rows=3)
+        session.context = prompts  # three different prompts, one per row
+        session.prefill()
+        assert session.step is not None
+        tokens = prompts
+        for _ in range(8):
+            new = torch.randint(4, model.config.vocab_size, (3,))
+            tokens = torch.cat([tokens, new[:, None]], dim=1)
+            stepped = session.advance(new)
+            torch.testing.assert_close(stepped, model(tokens)[:, -1], rtol=1e-4, atol=1e-5)
+
+
+def test_gpt_decode_step_gives_the_texts_of_the_forward_path_it_replaced(shakespeare):
+    """Same text for a seed: the zoo model's samples through DecodeStep equal those through GPT.forward
+    with the KV cache (the session without its step), across a context slide."""
+    model = shakespeare.module
+    ids = model.prompt_ids("ROMEO:")
+
+    def through_forward(rows):
+        session, logits = model.start_decoding(ids, rows)
+        session.step = None
+        return session, logits
+
+    with torch.inference_mode():
+        for seed in range(4):
+            request = TextRequest(prompt="ROMEO:", max_tokens=200, temperature=0.8, top_k=200, stop_at_eos=False, seed=seed)
+            reference = decoding.sample_to_end(through_forward, request, model.tokenizer, torch.Generator().manual_seed(seed), ids)
+            assert model.generate(request).texts == [reference.text]
+
+
 def test_incremental_decoding_equals_decoding_all_ids_for_byte_bpe(shakespeare):
     tokenizer = shakespeare.module.tokenizer
     text = "Ay, señor — 你好, 'tis naïve ☃ ok"

@@ -81,12 +81,12 @@ def forbid_special_tokens(logits: Tensor, request: TextRequest, generated: int =
     """`generated`: new tokens so far. Before `request.min_tokens` of them <eos> is forbidden too — a weak
     model's beam search otherwise prefers the empty answer, whose one log-probability beats any sum of
     several (the "empty translation" problem, Stahlberg & Byrne 2019, https://arxiv.org/abs/1908.10090)."""
-    logits[..., PAD] = float("-inf")
-    logits[..., BOS] = float("-inf")
-    logits[..., UNK] = float("-inf")  # a model may have learned <unk>, but a reader never wants U+FFFD
-    if not request.stop_at_eos or generated < request.min_tokens:
-        logits[..., EOS] = float("-inf")
-    return logits
+    # <unk> too: a model may have learned it, but a reader never wants U+FFFD. One fill for all of them.
+    banned = _BANNED_WITH_EOS if not request.stop_at_eos or generated < request.min_tokens else _BANNED
+    return logits.index_fill_(-1, banned.to(logits.device), float("-inf"))
+
+
+_BANNED, _BANNED_WITH_EOS = torch.tensor([PAD, BOS, UNK]), torch.tensor([PAD, BOS, UNK, EOS])
 
 
 def apply_repetition_penalty(logits: Tensor, history: Sequence[Sequence[int]], penalty: float) -> Tensor:
@@ -144,16 +144,10 @@ def choose_tokens(logits: Tensor, request: TextRequest, generators: Sequence[tor
     if request.greedy:
         return logits.argmax(dim=-1).tolist()
     probabilities = logits.softmax(dim=-1).cpu()
-    waits = torch.stack([torch.empty(probabilities.shape[-1]).exponential_(1, generator=g) for g in generators])  # [rows, vocab]
+    waits = torch.empty_like(probabilities)  # [rows, vocab]
+    for row, generator in enumerate(generators):
+        waits[row].exponential_(1, generator=generator)
     return (probabilities / waits).argmax(dim=-1).tolist()
-
-
-def choose_token(logits: Tensor, request: TextRequest, generator: torch.Generator | None) -> int:
-    """Step 6 for one row (logits [vocab]): the argmax when greedy, else a draw from the softmax."""
-    if request.greedy:
-        return int(torch.argmax(logits))
-    probabilities = logits.softmax(dim=-1).cpu()
-    return int(torch.multinomial(probabilities, 1, generator=generator))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,8 +234,8 @@ def sample(
         penalised = request.repetition_penalty != 1.0 or bool(_logit_hooks.get())  # who reads the history
         for _ in range(request.max_tokens):
             history = [list(prompt_ids) + tracker.ids] if penalised else [()]
-            processed = next_token_distribution(logits, history, request, len(tracker.ids))[0]
-            token = choose_token(processed, request, generator)
+            processed = next_token_distribution(logits, history, request, len(tracker.ids))
+            token = choose_tokens(processed, request, [generator])[0]
             if token == EOS:
                 reason = "eos"
                 break
