@@ -1,10 +1,13 @@
 """Where int8 pays on this CPU: float32 nn.Linear against aigc's Int8Linear (the kernel of
-torch.ao.quantization.quantize_dynamic), and the GPT against its `aigc optimize --quantize dynamic` copy.
+torch.ao.quantization.quantize_dynamic), float32 convolutions against StaticInt8 (`--quantize static`),
+and the GPT against its `aigc optimize --quantize dynamic` copy.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/optimize_int8.py
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/optimize_int8.py --gpt gpt-shakespeare --int8 runs/gpt-int8
 
 1. One Linear layer (width x width), rows of input 1 / 16 / 256: median microseconds per call.
+1b. One 3x3 Conv2d and one 4x4 stride-2 ConvTranspose2d (width -> width) on 14 x 14 maps, batch 1 / 16 / 64:
+   float32 against StaticInt8 (calibrated on the same input; quantise in, int8 kernel, dequantise out).
 2. The GPT's forward over [B, 128] tokens (scoring, prompt prefill) for B = 1, 8, 32, and generating 64
    tokens one at a time with the KV cache (batch 1): median seconds, float32 and int8 in alternation.
 Same threads for both (torch.set_num_threads(--threads)). Prints one JSON object.
@@ -24,7 +27,7 @@ from torch import nn
 
 import aigc
 from aigc.generation.text import TextRequest
-from aigc.optimize.quantize import Int8Linear
+from aigc.optimize.quantize import Int8Linear, StaticInt8
 
 
 def median_seconds(function, repeats: int, budget: float = 0.2) -> float:
@@ -59,6 +62,23 @@ def linear_table(widths, rows_list, repeats: int) -> list[dict]:
 
 
 @torch.inference_mode()
+def conv_table(widths, batches, repeats: int, size: int = 14) -> list[dict]:
+    table = []
+    for kind, make in (("conv2d 3x3", lambda w: nn.Conv2d(w, w, 3, padding=1)), ("conv_transpose2d 4x4 s2", lambda w: nn.ConvTranspose2d(w, w, 4, 2, 1))):
+        for width in widths:
+            layer = make(width)
+            for batch in batches:
+                x = torch.randn(batch, width, size, size).relu()
+                out = layer(x)
+                quantized = StaticInt8.from_float(layer, (0.0, float(x.max())), (float(out.min()), float(out.max())))
+                fp32 = median_seconds(lambda: layer(x), repeats)
+                int8 = median_seconds(lambda: quantized(x), repeats)
+                table.append({"layer": kind, "width": width, "batch": batch, "fp32_us": round(fp32 * 1e6, 1),
+                              "int8_us": round(int8 * 1e6, 1), "speedup": round(fp32 / int8, 2)})
+    return table
+
+
+@torch.inference_mode()
 def gpt_table(fp32_name: str, int8_name: str, batches, repeats: int) -> dict:
     fp32, int8 = aigc.load(fp32_name), aigc.load(int8_name)
     length = fp32.module.config.context_length
@@ -89,6 +109,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.backends.quantized.engine} engine",
         "threads": args.threads,
         "linear": linear_table((128, 512, 1024), (1, 16, 256), args.repeats),
+        "conv": conv_table((32, 64, 256), (1, 16, 64), args.repeats),
     }
     if args.gpt and args.int8:
         report["gpt"] = gpt_table(args.gpt, args.int8, (1, 8, 32), args.repeats)

@@ -47,7 +47,8 @@ def test_an_optimised_run_generates_evaluates_and_compares_from_the_command_line
 @pytest.mark.parametrize("args, message", [
     (["--out", "X"], "nothing to do"),
     (["--out", "X", "--structured"], "no --prune amount"),
-    (["--out", "X", "--quantize", "static"], "unknown quantisation 'static'"),
+    (["--out", "X", "--quantize", "float4"], "unknown quantisation 'float4'"),
+    (["--out", "X", "--quantize", "static", "--calibrate", "0"], "--calibrate takes a number"),
     (["--out", "X", "--prune", "0.5", "--finetune", "-3"], "--finetune"),
     (["--out", "X", "--export", "tflite"], "unknown export format 'tflite'"),
     (["--out", "X", "--low-rank", "0"], "whole number >= 1"),

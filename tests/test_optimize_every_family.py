@@ -1,4 +1,4 @@
-"""Generated from the registry: every family's tiny run is quantised and channel-pruned, and each result either
+"""Generated from the registry: every family's tiny run is quantised (dynamic and static) and channel-pruned, and each result either
 loads and generates like any run or is refused with an AigcError that names the option and says why."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from aigc.registry import list_models
 from helpers import train_tiny
 
 GENERATIVE = [spec.name for spec in list_models() if spec.modality != "classifier"]
-PLANS = {"int8": Plan(quantize="dynamic"), "channels": Plan(prune=0.5, structured=True)}
+PLANS = {"int8": Plan(quantize="dynamic"), "static": Plan(quantize="static", calibrate=1), "channels": Plan(prune=0.5, structured=True)}
 
 
 @pytest.fixture(scope="module")

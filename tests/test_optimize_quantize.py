@@ -106,9 +106,9 @@ def test_a_network_without_linear_layers_is_refused_naming_the_layers_that_stay_
 
 
 def test_unknown_quantisation_and_requantising_are_refused(gpt_run, tmp_path):
-    with pytest.raises(AigcError, match="unknown quantisation 'static'") as error:
-        optimize(gpt_run, tmp_path / "a", Plan(quantize="static"), measure=False)
-    assert "dynamic" in error.value.fix
+    with pytest.raises(AigcError, match="unknown quantisation 'int4'") as error:
+        optimize(gpt_run, tmp_path / "a", Plan(quantize="int4"), measure=False)
+    assert "dynamic" in error.value.fix and "static" in error.value.fix
     optimize(gpt_run, tmp_path / "b", Plan(quantize="dynamic"), measure=False)
     with pytest.raises(AigcError, match="already quantised"):
         optimize(tmp_path / "b", tmp_path / "c", Plan(quantize="dynamic"), measure=False)

@@ -27,7 +27,8 @@ console = Console()
 def optimize_command(
     run: Optional[str] = typer.Argument(None, help="A run folder, checkpoint folder or zoo model name (`aigc models list`)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The optimised run folder to write (a normal run: aigc generate/eval/load use it)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="dynamic: int8 weights for Linear layers (text models, GAN projections)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="dynamic: int8 weights for Linear layers (text models, GAN projections); static: int8 weights and activations for Linear and conv layers, calibrated (conv networks)."),
+    calibrate: int = typer.Option(8, "--calibrate", help="With --quantize static: generation requests of the family's preview request whose activations fix the int8 scales."),
     prune: Optional[float] = typer.Option(None, "--prune", help="Fraction (0..1) of weights to remove by magnitude; with --structured, of conv channels."),
     structured: bool = typer.Option(False, "--structured", help="Remove whole conv channels, so that the tensors shrink."),
     scope: str = typer.Option("global", "--scope", help="Magnitude pruning: rank weights across all layers (global) or per layer."),
@@ -71,7 +72,8 @@ def optimize_command(
         console.print(reporting.markdown(result.report), highlight=False, soft_wrap=True)
         console.print(f"distilled run: {result.out}  (aigc generate {result.out})", highlight=False, soft_wrap=True)
         return
-    plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, separable=separable, finetune=finetune, quantize=quantize, export=export)
+    plan = Plan(prune=prune, structured=structured, scope=scope, low_rank=low_rank, separable=separable, finetune=finetune, quantize=quantize,
+                calibrate=calibrate, export=export)
     result = optimize(run, out, plan, settings=settings, measure_quality=not no_quality, force=force)
     if as_json:
         console.print_json(json.dumps(result.report))

@@ -98,9 +98,10 @@ def _require_packages() -> None:
 
 def _unexportable_ops(network: nn.Module) -> list[str]:
     """Layers whose kernels have no ONNX form here (int8 layers call quantized::linear_dynamic)."""
-    from aigc.optimize.quantize import Int8Linear
+    from aigc.optimize.quantize import Int8Linear, StaticInt8
 
-    return [f"{name} (quantized::linear_dynamic)" for name, layer in network.named_modules() if isinstance(layer, Int8Linear)]
+    return [f"{name} (quantized::linear_dynamic)" if isinstance(layer, Int8Linear) else f"{name} (quantized::{layer.kind})"
+            for name, layer in network.named_modules() if isinstance(layer, (Int8Linear, StaticInt8))]
 
 
 def export_onnx(model: LoadedModel, folder: Path, *, tolerance: float = TOLERANCE) -> list[Path]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aigc.errors import AigcError, CheckpointError
-from aigc.optimize.modules import generation_modules, get_submodule, set_submodule
+from aigc.errors import AigcError
+from aigc.optimize.modules import generation_modules, recorded_layer, set_submodule
 from aigc.registry import TRANSFORMS, TransformSpec
 
 NAME = "low-rank"
@@ -78,12 +78,7 @@ def factorize(module: nn.Module, rank: int) -> dict:
 
 def rebuild(module: nn.Module, record: dict) -> nn.Module:
     for path, entry in record.get("layers", {}).items():
-        layer = get_submodule(module, path)
-        if type(layer) not in (nn.Linear, nn.Conv2d):
-            raise CheckpointError(
-                f"the checkpoint factorised {path!r} as a Linear or Conv2d layer, but the network built from its config has a {type(layer).__name__}",
-                field="transforms", fix="the checkpoint and its config come from different versions; optimise the run again",
-            )
+        layer = recorded_layer(module, path, (nn.Linear, nn.Conv2d), "factorised {path} as a Linear or Conv2d layer")
         set_submodule(module, path, _pair(layer, int(entry["rank"])))
     return module
 

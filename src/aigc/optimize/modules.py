@@ -17,6 +17,18 @@ def get_submodule(root: nn.Module, path: str, *, source: str = "the checkpoint")
         ) from None
 
 
+def recorded_layer(root: nn.Module, path: str, kinds: tuple[type, ...], action: str) -> nn.Module:
+    """Loading: the layer a transform record names, which must be one of `kinds` (exactly) in the fresh build;
+    `action` says what the checkpoint did to it ("quantised ... as a Linear layer")."""
+    layer = get_submodule(root, path)
+    if type(layer) not in kinds:
+        raise CheckpointError(
+            f"the checkpoint {action.format(path=repr(path))}, but in the network built from its config it is a {type(layer).__name__}",
+            field="transforms", fix="the checkpoint and its config come from different versions; optimise the run again",
+        )
+    return layer
+
+
 def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root

@@ -39,7 +39,8 @@ class Plan:
     low_rank: int | None = None  # SVD rank for Linear and Conv2d layers
     separable: bool = False  # k x k convolutions -> depthwise k x k + pointwise 1 x 1
     finetune: int = 0  # training steps after pruning or factorising, through the one loop
-    quantize: str | None = None  # "dynamic"
+    quantize: str | None = None  # "dynamic" or "static"
+    calibrate: int = 8  # --quantize static: generation requests (seeds 0, 10000, ...) whose activations fix the int8 scales
     export: str | None = None  # "onnx"
 
     def check(self) -> None:
@@ -60,9 +61,11 @@ class Plan:
                             fix="add --prune 0.5 or --low-rank 16, or leave --finetune out")
         if self.finetune < 0:
             raise AigcError(f"--finetune takes a number of steps >= 0, got {self.finetune}", field="--finetune")
-        if self.quantize not in (None, "dynamic"):
-            fix = "use --quantize dynamic (int8 Linear layers); static int8 for conv networks is not built yet"
+        if self.quantize not in (None, "dynamic", "static"):
+            fix = "use --quantize dynamic (int8 Linear layers) or --quantize static (int8 activations too, for conv networks)"
             raise AigcError(f"unknown quantisation {self.quantize!r}", field="--quantize", fix=fix)
+        if self.quantize == "static" and self.calibrate < 1:
+            raise AigcError(f"--calibrate takes a number of generation requests >= 1, got {self.calibrate}", field="--calibrate", fix="e.g. --calibrate 8")
         if self.export not in (None, "onnx"):
             raise AigcError(f"unknown export format {self.export!r}", field="--export", fix="use --export onnx")
         if self.export and self.quantize:
@@ -70,7 +73,7 @@ class Plan:
                             fix="export the float model in one run (--export onnx) and quantise in another")
         if not any((self.prune, self.low_rank, self.separable, self.quantize, self.export)):
             raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",
-                            fix="add --quantize dynamic, --prune 0.5 [--structured], --low-rank R [--finetune N] or --export onnx")
+                            fix="add --quantize dynamic|static, --prune 0.5 [--structured], --low-rank R [--finetune N] or --export onnx")
 
 
 @dataclass
@@ -123,6 +126,26 @@ def save_run(out: Path, source: LoadedModel, module: torch.nn.Module, transforms
     return folder
 
 
+CALIBRATION_SEED_STRIDE = 10_000  # request i starts at seed i * stride: its samples (seed + j) overlap no other request's
+
+
+def calibration(module: torch.nn.Module, requests: int, source: str):
+    """--quantize static: a function that runs `requests` of the family's preview request (seeds 0, 10000, ...)
+    through `module`, so that the observers see the activations generation produces (a U-Net at every
+    sampler step, a generator on its noise) rather than training inputs."""
+    if not hasattr(module, "preview_request"):
+        raise AigcError(f"{source} makes no request of its own to calibrate on (it transforms given inputs)",
+                        field="--quantize", fix="use --quantize dynamic, or --export onnx")
+    request = module.preview_request()
+
+    def run() -> None:
+        module.eval()
+        for seed in range(requests):
+            module.generate(request.model_copy(update={"seed": seed * CALIBRATION_SEED_STRIDE}))  # no sample seen twice
+
+    return run
+
+
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
@@ -143,7 +166,7 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     original = load(source)
     module = load(source).module  # a second copy, changed in place; `original` stays as it was for the report
     transforms = list(original.info.sidecar.get("transforms", []))
-    if any(t["name"] == quantize.NAME for t in transforms) and (plan.prune or plan.quantize or plan.low_rank or plan.separable):
+    if any(t["name"] in (quantize.NAME, quantize.STATIC_NAME) for t in transforms) and (plan.prune or plan.quantize or plan.low_rank or plan.separable):
         raise AigcError(f"{source} is already quantised: int8 weights cannot be pruned or quantised again",
                         field="RUN", fix="optimise the float run it came from")
     masks = None
@@ -164,6 +187,9 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
         transforms[-1]["finetune"] = record
     if plan.quantize == "dynamic":
         transforms.append(quantize.quantize_dynamic(module))
+    elif plan.quantize == "static":
+        record = quantize.quantize_static(module, calibration(module, plan.calibrate, str(source)))
+        transforms.append({**record, "calibration": f"{plan.calibrate} generation request(s) of the family's preview request, seeds 0, {CALIBRATION_SEED_STRIDE}, ..."})
     checkpoint = save_run(out, original, module, transforms)
     optimized = load(out)
     written = [checkpoint]

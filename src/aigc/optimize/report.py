@@ -45,7 +45,7 @@ def parameter_counts(module: torch.nn.Module) -> dict[str, int]:
 
     skip = training_only(module)
     values = [t for name, t in module.state_dict(keep_vars=False).items()
-              if not name.startswith(skip) and (t.is_floating_point() or t.dtype == torch.int8) and not name.endswith(("running_mean", "running_var", "weight_scale"))]
+              if not name.startswith(skip) and (t.is_floating_point() or t.dtype == torch.int8) and not name.endswith(("running_mean", "running_var", "weight_scale", "activation_scales"))]
     unique = {t.data_ptr(): t for t in values}.values()  # tied weights count once
     return {"parameters": sum(t.numel() for t in unique), "nonzero": sum(int(t.count_nonzero()) for t in unique),
             "memory_bytes": sum(t.numel() * t.element_size() for t in unique)}  # as loaded: float32 4 bytes, int8 1

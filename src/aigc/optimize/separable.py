@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aigc.errors import AigcError, CheckpointError
-from aigc.optimize.modules import generation_modules, get_submodule, set_submodule
+from aigc.errors import AigcError
+from aigc.optimize.modules import generation_modules, recorded_layer, set_submodule
 from aigc.registry import TRANSFORMS, TransformSpec
 
 NAME = "separable"
@@ -66,13 +66,7 @@ def make_separable(module: nn.Module) -> dict:
 
 def rebuild(module: nn.Module, record: dict) -> nn.Module:
     for path in record.get("layers", {}):
-        layer = get_submodule(module, path)
-        if type(layer) not in (nn.Conv2d, nn.ConvTranspose2d):
-            raise CheckpointError(
-                f"the checkpoint made {path!r} separable as a convolution, but the network built from its config has a {type(layer).__name__}",
-                field="transforms", fix="the checkpoint and its config come from different versions; optimise the run again",
-            )
-        set_submodule(module, path, _pair(layer))
+        set_submodule(module, path, _pair(recorded_layer(module, path, (nn.Conv2d, nn.ConvTranspose2d), "made {path} separable as a convolution")))
     return module
 
 
