@@ -235,6 +235,7 @@ from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
 from aigc.cli.music import render_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
+from aigc.cli.robustness import robustness_command  # noqa: E402
 from aigc.cli.safety import init_signing_command, moderate_command, verify_command  # noqa: E402
 from aigc.cli.stylize import stylize_command, translate_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
@@ -247,6 +248,7 @@ app.command("translate")(translate_command)
 app.command("optimize")(optimize_command)
 app.command("moderate")(moderate_command)
 app.command("verify")(verify_command)
+app.command("robustness")(robustness_command)
 keys_app = typer.Typer(help="Signing credentials for content credentials (C2PA).", no_args_is_help=True)
 keys_app.command("init-signing")(init_signing_command)
 app.add_typer(keys_app, name="keys")

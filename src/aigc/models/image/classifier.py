@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import ConfigError
+from aigc.models.adversarial import attack
 from aigc.models.sampling import eval_mode
 from aigc.registry import register_model
 
@@ -43,6 +44,11 @@ class ClassifierConfig(BaseConfig):
     feature_dim: int = Field(128, ge=2)  # size of the penultimate layer: the features metrics compare
     dropout: float = Field(0.3, ge=0, lt=1)  # on the features, before the class logits (training only)
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+    # Adversarial training (models/adversarial.py): each batch also trains on its FGSM (steps = 1) or PGD
+    # examples, made against the network as it is at that step (Goodfellow et al. 2015; Madry et al. 2018).
+    adversarial_eps: float = Field(0.0, ge=0, le=0.5)  # L-inf budget in pixel units (share of the range; 0.1 = 25.5/255); 0: off
+    adversarial_steps: int = Field(1, ge=1, le=50)  # 1: FGSM; more: PGD with step 2.5 * eps / steps from a random start
+    adversarial_weight: float = Field(0.5, ge=0, le=1)  # share of the loss on adversarial examples (0.5: Goodfellow's mix; 1: Madry's)
 
     @model_validator(mode="after")
     def _fits(self) -> "ClassifierConfig":
@@ -107,10 +113,18 @@ class Classifier(nn.Module):
         return {"classifier": build_optimizer(self.parameters(), optim)}
 
     def training_step(self, batch: dict[str, Tensor]) -> Iterator[tuple[str, Tensor, dict[str, Tensor]]]:
-        logits = self(batch["images"])  # [B, K]
-        loss = F.cross_entropy(logits, batch["labels"], label_smoothing=self.config.label_smoothing)
-        accuracy = (logits.argmax(dim=1) == batch["labels"]).float().mean()
-        yield "classifier", loss, {"accuracy": accuracy.detach()}
+        images, labels, config = batch["images"], batch["labels"], self.config
+        logits = self(images)  # [B, K]
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        logs = {"accuracy": (logits.argmax(dim=1) == labels).float().mean().detach()}
+        if config.adversarial_eps > 0:
+            method = "fgsm" if config.adversarial_steps == 1 else "pgd"
+            adversarial = attack(self, images, labels, method=method, eps=config.adversarial_eps, steps=config.adversarial_steps)
+            adversarial_logits = self(adversarial)
+            adversarial_loss = F.cross_entropy(adversarial_logits, labels, label_smoothing=config.label_smoothing)
+            loss = (1 - config.adversarial_weight) * loss + config.adversarial_weight * adversarial_loss
+            logs["adversarial_accuracy"] = (adversarial_logits.argmax(dim=1) == labels).float().mean().detach()
+        yield "classifier", loss, logs
 
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
