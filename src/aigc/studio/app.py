@@ -23,7 +23,7 @@ from aigc import __version__
 from aigc.studio.catalog import ModelCatalog
 from aigc.studio.errors import install_error_handlers
 from aigc.studio.observability import HttpMetrics, RequestMiddleware
-from aigc.studio.routes import artifacts, jobs, me, models, system, uploads
+from aigc.studio.routes import artifacts, jobs, me, models, system, uploads, verify
 from aigc.studio.services import Services, build_services, make_executor
 from aigc.studio.settings import StudioSettings, is_loopback
 from aigc.studio.validation import reject_lone_surrogates
@@ -73,10 +73,10 @@ def create_app(settings: StudioSettings | None = None, *, catalog: ModelCatalog 
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "Authorization", "Content-Type"], expose_headers=["Location", "X-Request-Id"], max_age=600,
         )
     # An upload's body is its file plus the multipart form's few hundred bytes of headers.
-    upload_paths = {f"{uploads.router.prefix}/uploads": settings.max_upload_bytes + 16 * 1024}
+    upload_paths = {f"{uploads.router.prefix}/uploads": settings.max_upload_bytes + 16 * 1024, f"{verify.router.prefix}/verify": settings.max_upload_bytes + 16 * 1024}
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.http_metrics, upload_paths=upload_paths)
 
-    for module in (models, jobs, uploads, artifacts, me, system):
+    for module in (models, jobs, uploads, artifacts, verify, me, system):
         app.include_router(module.router)
     _mount_pages(app)
     return app
