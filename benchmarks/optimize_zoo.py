@@ -3,7 +3,7 @@ benchmarks/RESULTS.md ("Make it smaller and faster").
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/optimize_zoo.py --out /tmp/optimize-zoo [--finetune 1000] [--samples 2000]
 
-Recipes: gpt-shakespeare --quantize dynamic; dcgan-mnist --prune 0.5 --structured --finetune N (output
+Recipes: gpt-shakespeare --quantize dynamic; dcgan-mnist and t2i-diffusion-mnist --quantize static; dcgan-mnist --prune 0.5 --structured --finetune N (output
 matching: the zoo ships the generator alone); dcgan-mnist and gpt-shakespeare --export onnx (the report
 times onnxruntime beside eager PyTorch). Each writes OUT/NAME/optimize.{json,md}; this prints the tables.
 """
@@ -30,6 +30,8 @@ def main() -> None:
     recipes = {
         "gpt-int8": ("gpt-shakespeare", Plan(quantize="dynamic")),
         "dcgan-half": ("dcgan-mnist", Plan(prune=0.5, structured=True, finetune=args.finetune)),
+        "dcgan-static": ("dcgan-mnist", Plan(quantize="static")),
+        "diffusion-static": ("t2i-diffusion-mnist", Plan(quantize="static")),
         "dcgan-onnx": ("dcgan-mnist", Plan(export="onnx")),
         "gpt-onnx": ("gpt-shakespeare", Plan(export="onnx")),
     }

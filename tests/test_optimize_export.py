@@ -14,6 +14,7 @@ import pytest
 import aigc
 from aigc.errors import AigcError
 from aigc.generation.requests import LatentImageRequest
+from aigc.generation.text import TextRequest
 from aigc.optimize.export import export_onnx, with_backend
 from aigc.optimize.pipeline import Plan, optimize
 from aigc.optimize.report import Settings
@@ -49,13 +50,24 @@ def test_a_gan_generator_exports_matches_pytorch_and_generates_through_onnxrunti
     assert (out / "generated" / "seed-1.png").is_file()
 
 
-def test_the_gpt_exports_without_its_cache_and_int8_layers_are_refused_by_name(tmp_path):
+def test_the_gpt_exports_with_its_kv_cache_and_generates_the_same_text_through_onnxruntime(tmp_path):
     require(has_module("onnxruntime"), "pip install 'aigc[export]'")
     run = tmp_path / "gpt"
     train_tiny("gpt", run)
     paths = export_onnx(aigc.load(run), tmp_path / "gpt-onnx")
-    record = json.loads(paths[1].read_text())
+    record = json.loads(paths[-1].read_text())
     assert record["dynamic_axes"]["ids"] == {"0": "batch", "1": "length"} and record["max_abs_difference"] < 1e-4
+    prefill, decode = record["graphs"]
+    assert prefill["outputs"] == ["logits", "keys", "values"] and decode["inputs"] == ["ids", "past_keys", "past_values"]
+    assert decode["dynamic_axes"]["past_keys"] == {"0": "batch", "3": "past"} and decode["max_abs_difference"] < 1e-4
+    out = tmp_path / "gpt-run"
+    optimize(run, out, Plan(export="onnx"), settings=Settings(repeats=1, tokens=8), measure_quality=False)
+    eager, runtime = aigc.load(out), with_backend(aigc.load(out), "onnxruntime")
+    assert eager.module.config.context_length == 16  # 40 new tokens: the context slides (prefilled again) twice
+    for request in (TextRequest(prompt="th", max_tokens=40, min_tokens=40, seed=3, count=3),  # 3 rows, sampled
+                    TextRequest(prompt="a", max_tokens=12, num_beams=3, count=2)):  # beam search reorders the cache rows
+        assert runtime.generate(request).texts == eager.generate(request).texts
+    assert json.loads((out / "optimize.json").read_text())["onnxruntime"]["latency_s"] > 0
     optimize(run, tmp_path / "int8", Plan(quantize="dynamic"), measure=False)
     with pytest.raises(AigcError, match=r"no ONNX export: .*qkv \(quantized::linear_dynamic\)"):
         export_onnx(aigc.load(tmp_path / "int8"), tmp_path / "int8-onnx")

@@ -48,7 +48,7 @@ def generate_command(
     stream: bool = typer.Option(False, "--stream", help="Text: print the text piece by piece as it is generated."),
     image: Optional[str] = typer.Option(None, "--image", help="Models that read an image (a captioner, image-to-image translation): its file."),
     param: list[str] = typer.Option([], "--param", help="Any other request field of this model: --param key=value (TOML value; repeatable)."),
-    backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime: the run's ONNX export of its GAN generator or diffusion U-Net (aigc optimize RUN --out RUN-onnx --export onnx)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime: the run's ONNX export of its GAN generator, diffusion U-Net or GPT (prefill + KV-cache decode graphs; aigc optimize RUN --out RUN-onnx --export onnx)."),
 ) -> None:
     """Generate with a trained model. Images: a PNG grid carrying model, seed, label and parameters.
     Text: printed, and saved as a .txt file with a .json record of the prompt, seeds and settings."""
