@@ -113,6 +113,29 @@ def _one_line_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, 
     return table
 
 
+def _print_card(entry) -> None:
+    """A zoo model's card: what it is, its data and licence, training budget, metrics, intended use,
+    limitations and the safety settings that apply to what it makes."""
+    from aigc.safety.cards import zoo_card
+
+    card = zoo_card(entry.name)
+    training = card["training"]
+    console.print(f"[bold]zoo model {entry.name}[/] ({entry.family}, step {entry.steps}, {entry.minutes} training minutes)\n{entry.description}", highlight=False)
+    console.print(f"make it again: {entry.command}", highlight=False)
+    sections = [
+        ("data", [card["data"] or "not recorded", f"licence: {card['license'] or 'not recorded'}"]),
+        ("training budget", [f"{training['steps']:,} steps, {training['cpu_minutes']} CPU-minutes on one core (preset {training['preset']}); weights {training['precision']}, sha256 {training['weights_sha256'][:16]}"]),
+        ("metrics", [", ".join(f"{key} {value}" for key, value in card["metrics"].items()) or "none recorded"]),
+        ("intended use", [card["intended_use"]]),
+        ("limitations", card["limitations"]),
+        ("safety settings", card["safety"]),
+    ]
+    for title, lines in sections:
+        console.print(f"[bold]{title}[/]", highlight=False)
+        for line in lines:
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+
+
 @models_app.command("show")
 def models_show(name: str = typer.Argument(..., help="A family, preset or zoo model name from `aigc models list`.")) -> None:
     """Everything about one family, preset or zoo model: description, settings, data, how it was trained."""
@@ -125,11 +148,7 @@ def models_show(name: str = typer.Argument(..., help="A family, preset or zoo mo
     entry = zoo.get_entry(name)
     if entry is not None:
         found = True
-        console.print(f"[bold]zoo model {entry.name}[/] ({entry.family}, step {entry.steps}, {entry.minutes} training minutes)\n{entry.description}", highlight=False)
-        console.print(f"make it again: {entry.command}", highlight=False)
-        for key, value in asdict(entry).items():
-            if key not in ("name", "family", "steps", "minutes", "description", "path") and value not in (None, "", [], {}):
-                console.print(f"  {key}: {value}", highlight=False)
+        _print_card(entry)
     if name in list_presets():
         found = True
         raw = read_preset_or_file(name)

@@ -47,6 +47,7 @@ class ModelInfo(BaseModel):
     num_classes: int | None = None
     checkpoint_sha256: str
     step: int | None = None
+    card: dict[str, Any] | None = Field(None, description="A zoo model's card: data and licence, training budget, metrics, intended use, limitations and the safety settings that apply to its outputs.")
 
 
 class ModelList(BaseModel):

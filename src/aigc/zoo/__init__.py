@@ -31,6 +31,7 @@ from aigc.files import atomic_write_text
 
 ZOO_DIR = Path(__file__).parent
 MANIFEST = ZOO_DIR / "manifest.json"
+CARDS = ZOO_DIR / "cards.toml"  # each entry's intended use and limitations (the rest of its card is the manifest's)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,26 @@ def list_entries() -> list[ZooEntry]:
 def get_entry(name: str) -> ZooEntry | None:
     record = _read_manifest().get(name)
     return ZooEntry(**record) if record is not None else None
+
+
+def model_card(entry: ZooEntry) -> dict[str, Any]:
+    """The entry's model card: data and licence, training budget, metrics, intended use and limitations
+    (from cards.toml, or its modality's default there). The safety settings that apply to its outputs
+    come from the policy, not from here (aigc.safety.cards.safety_notes)."""
+    import tomllib
+
+    cards = tomllib.loads(CARDS.read_text(encoding="utf-8")) if CARDS.is_file() else {}
+    defaults = cards.get("default", {})
+    written = cards.get(entry.name) or defaults.get(entry.modality) or defaults.get(entry.modality.split("-")[0]) or defaults.get("any", {})
+    return {
+        "name": entry.name, "family": entry.family, "modality": entry.modality, "description": entry.description,
+        "data": entry.data_source, "license": entry.license,
+        "training": {"preset": entry.preset, "command": entry.command, "steps": entry.steps, "cpu_minutes": entry.minutes, "precision": entry.precision, "weights_sha256": entry.weights_sha256},
+        "metrics": dict(entry.metrics),
+        "intended_use": written.get("intended_use", ""),
+        "limitations": list(written.get("limitations", [])),
+        "card_written": entry.name in cards,  # False: the modality's default text stands in
+    }
 
 
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16}

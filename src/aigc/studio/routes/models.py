@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from functools import lru_cache
+from pathlib import Path
+
 from aigc.studio.catalog import ModelEntry
 from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.model_facts import form_defaults
@@ -20,8 +23,18 @@ def model_info(entry: ModelEntry, max_count: int) -> ModelInfo:
     accepts = [{**field, "default": defaults[field["name"]]} if field.get("default") is None and field["name"] in defaults else field for field in entry.accepts(max_count)]
     return ModelInfo(
         name=entry.name, family=entry.family, modality=entry.modality, description=entry.description, accepts=accepts,
-        num_classes=entry.num_classes, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step,
+        num_classes=entry.num_classes, checkpoint_sha256=entry.checkpoint_sha256, step=entry.step, card=_card(entry.name, entry.path),
     )
+
+
+@lru_cache(maxsize=256)
+def _card(name: str, path: str) -> dict | None:
+    """The zoo's card for a zoo entry served under its own name (a run folder has none)."""
+    from aigc import zoo
+    from aigc.safety.cards import zoo_card
+
+    item = zoo.get_entry(name)
+    return zoo_card(name) if item is not None and Path(path).resolve() == item.path.resolve() else None
 
 
 @router.get("/models", response_model=ModelList, response_model_exclude_none=True, responses=errors(401))

@@ -69,7 +69,28 @@ function selectModel(name, params = null) {
   state.model = state.models.find((m) => m.name === name);
   $("model").value = name;
   $("model-info").textContent = `${state.model.description} — ${state.model.family}, step ${state.model.step ?? "?"}`;
+  showCard(state.model.card);
   renderFields(state.model.accepts, params);
+}
+
+// A zoo model's card: data and licence, training budget, intended use, limitations, safety settings.
+function showCard(card) {
+  const box = $("model-card");
+  box.hidden = !card;
+  if (!card) return;
+  const rows = [
+    ["Data", [card.data, `Licence: ${card.license}`]],
+    ["Training budget", [`${card.training.steps.toLocaleString()} steps, ${card.training.cpu_minutes} CPU-minutes on one core (preset ${card.training.preset})`]],
+    ["Intended use", [card.intended_use]],
+    ["Limitations", card.limitations],
+    ["Safety settings", card.safety],
+  ];
+  $("model-card-list").replaceChildren(...rows.flatMap(([title, lines]) => {
+    const term = Object.assign(document.createElement("dt"), { textContent: title });
+    const detail = document.createElement("dd");
+    detail.append(...lines.map((line) => Object.assign(document.createElement("p"), { textContent: line })));
+    return [term, detail];
+  }));
 }
 
 // The form shows only what the chosen model accepts (its request class, as the API describes it), with
