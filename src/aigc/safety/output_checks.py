@@ -25,7 +25,6 @@ training data is not here (not installed, a folder that moved) is not checked; a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -173,13 +172,21 @@ class NearestTrainingImage:
 # ------------------------------------------------------------------------------------------ text
 
 
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit multiplier (the golden-ratio constant)
+
+
 def _window_hashes(text: str, n: int) -> np.ndarray:
-    """A 64-bit hash of every n-character window of `text` (blake2b, so equal windows hash equally in
-    every process)."""
+    """A 64-bit polynomial hash of every n-character window of `text`: sum_j c[i + j] * B^(n - 1 - j) mod
+    2^64, with c the code points, computed as n whole-array passes (numpy's uint64 arithmetic wraps)."""
     if len(text) < n:
         return np.zeros(0, dtype=np.uint64)
-    data = text.encode("utf-32-le")  # 4 bytes a character: window i is bytes [4i, 4(i + n))
-    return np.array([int.from_bytes(hashlib.blake2b(data[4 * i : 4 * (i + n)], digest_size=8).digest(), "little") for i in range(len(text) - n + 1)], dtype=np.uint64)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    count = len(codes) - n + 1
+    hashes = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(n):
+            hashes = hashes * _BASE + codes[j : j + count]
+    return hashes
 
 
 class TextIndex:
