@@ -66,12 +66,13 @@ def default_policy(settings: SafetySettings | None = None) -> GenerationPolicy:
 
         after.append(default_checks(settings.output_checks))
     if settings.watermark:
+        from aigc.safety.watermark.audio import AudioWatermark
         from aigc.safety.watermark.image import ImageWatermark
 
         from aigc.safety.watermark.text import TextWatermark
 
         text_mark = TextWatermark(settings.watermark_key)
-        after += [ImageWatermark(settings.watermark_key), text_mark.record]
+        after += [ImageWatermark(settings.watermark_key), AudioWatermark(settings.watermark_key), text_mark.record]
         logits.append(text_mark)
     if settings.signing_dir is not None:  # last: it signs the files as they are finally encoded
         from aigc.safety.credentials import ContentCredentials, SigningCredentials

@@ -3,7 +3,7 @@ generation policy the CLI, the Python API and the studio all apply.
 
     AIGC_MODERATION=off          no prompt moderation
     AIGC_SAFETY_POLICY=FILE      a moderation policy of your own (start from a copy of aigc/safety/policy.toml)
-    AIGC_WATERMARK=off           no invisible watermark in generated images and text
+    AIGC_WATERMARK=off           no invisible watermark in generated images, audio and text
     AIGC_WATERMARK_KEY=SECRET    the key of the watermark; without one, the project's public key is used,
                                  so anyone can detect (and, with effort, remove) the mark
     AIGC_OUTPUT_CHECKS=warn      check outputs against the run's training data (near copies, safety/output_checks.py):
@@ -29,7 +29,7 @@ PUBLIC_WATERMARK_KEY = "aigc-public-watermark-key-v1"  # detectable by anyone: s
 class SafetySettings(BaseModel):
     moderation: bool = True  # check prompts against the moderation policy before generating
     policy_file: Path | None = None  # None: the packaged policy (aigc/safety/policy.toml)
-    watermark: bool = True  # mark generated images (large enough to hold it) and sampled text
+    watermark: bool = True  # mark generated images (large enough to hold it), audio clips and sampled text
     watermark_key: str = Field(PUBLIC_WATERMARK_KEY, min_length=8)  # the secret that places the mark
     output_checks: Literal["off", "warn", "block"] = "off"  # near-copy checks against the training data (they read it: opt in)
     signing_dir: Path | None = None  # content credentials: a folder with signer.pem + signer.key; None: files are not signed

@@ -126,9 +126,19 @@ def _audio_watermark(data: bytes, name: str, key: str) -> tuple[dict[str, Any], 
         samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError):
         raise AigcError(f"{name} is a RIFF/WAVE file this cannot decode", field="file", fix="give a PCM WAV clip, e.g. one aigc generate wrote") from None
+    from aigc.safety.watermark.audio import MIN_SECONDS, SCHEME, detect
+
     metadata = _record(read_wav_info(data).get("aigc"))
-    statement = "watermark: audio is not watermarked by this version."
-    return {"present": False}, metadata, statement
+    result = detect(samples, sample_rate, key)
+    public = key == PUBLIC_WATERMARK_KEY
+    if result.present:
+        statement = result.explain() + (". It shows the sound was marked with aigc's public key: anyone can detect this mark, and anyone could add it."
+                                        if public else ". It shows the sound was marked by someone holding this key.")
+    else:
+        statement = (result.explain() + ". "
+                     + (f"The clip is shorter than {MIN_SECONDS} s, too short to find the mark reliably. " if result.seconds < MIN_SECONDS else "")
+                     + "Absence does not prove a human made it: heavy processing removes the mark, and other tools do not add it.")
+    return {**asdict(result), "scheme": SCHEME, "key": "public" if public else "given"}, metadata, statement
 
 
 def verify_text(text: str, tokenizer: Any, vocab: int, key: str = PUBLIC_WATERMARK_KEY) -> Verification:
