@@ -313,3 +313,29 @@ def test_upload_a_content_and_a_style_image_and_see_the_result_beside_them(serve
     assert job["status"] == "succeeded" and job["params"]["alpha"] == 0.6 and job["params"]["content"].startswith("upload:")
     page.screenshot(path=str(tmp_path / "style-upload.png"), full_page=True)
     assert problems == []
+
+
+def test_the_page_shows_a_zoo_models_card_and_a_warned_prompts_decision(serve, browser, tmp_path):
+    """A zoo model's card (intended use, limitations, safety settings) opens under the model picker, and a
+    prompt the moderation policy warns about runs with the decision shown beside its result."""
+    from helpers import train_tiny
+
+    from aigc.studio.catalog import ModelCatalog
+
+    run = train_tiny("gpt", tmp_path / "gpt").run_dir
+    base = serve(ModelCatalog.from_paths({"poet": str(run)}, zoo=True))
+    page = open_with_model(browser, base, "gpt-tang")
+    card = page.locator("[data-testid=model-card]")
+    assert card.is_visible()
+    card.locator("summary").click()
+    text = card.inner_text()
+    assert "Intended use" in text and "Teaching character-level" in text and "Limitations" in text and "green-list" in text
+    choose_model(page, "poet")
+    assert not card.is_visible()  # a run folder has no card
+    page.fill("[data-testid=field-prompt]", "a photo of a n.u.d.e woman")
+    page.fill("[data-testid=field-max_tokens]", "4")
+    page.click("[data-testid=generate]")
+    note = page.locator("[data-testid=moderation-note]")
+    note.wait_for(state="visible", timeout=60_000)
+    assert note.inner_text() == 'Moderation warning: sexual (term) in prompt: "n.u.d.e"'
+    page.wait_for_selector("[data-testid=artifact] pre", timeout=60_000)  # it ran
