@@ -32,6 +32,48 @@ def get_artifact(artifact_id: str, services: Services = Depends(get_services), c
     return artifact_info(_find(services, artifact_id, caller))
 
 
+SPECTROGRAM_HEIGHT, SPECTROGRAM_WIDTH = 64, 256  # mel bands (low at the bottom) x time columns
+
+
+def spectrogram_png(wav: bytes) -> bytes:
+    """A small log-mel picture of a WAV (aigc.signal, 64 mel bands; loud = bright), PNG, for the page."""
+    import io
+
+    import numpy as np
+    import soundfile
+    import torch
+    from PIL import Image
+
+    from aigc.signal import Spectrogram
+
+    waveform, rate = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    hop = max(1, len(waveform) // SPECTROGRAM_WIDTH)
+    log_mel = Spectrogram(rate, n_fft=max(256, 2 ** int(np.ceil(np.log2(rate / 31)))), hop_length=hop, n_mels=SPECTROGRAM_HEIGHT).log_mel(torch.from_numpy(waveform.mean(axis=1))).numpy()
+    top = log_mel.max()
+    scaled = np.clip((log_mel - (top - 8.0)) / 8.0, 0, 1)  # the loudest 8 nats (~70 dB) of range
+    picture = Image.fromarray((255 * scaled[::-1]).astype(np.uint8), mode="L").resize((SPECTROGRAM_WIDTH, SPECTROGRAM_HEIGHT))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _artifact_bytes(services: Services, artifact: Artifact) -> bytes:
+    try:
+        return services.store.read(artifact.storage_key)
+    except (FileNotFoundError, KeyError):
+        raise ApiError(404, "the artifact's file is missing from the store", field="artifact_id") from None
+
+
+@router.get("/artifacts/{artifact_id}/spectrogram", responses={**file_responses("The spectrogram.", "image/png"), **errors(400)}, response_class=Response)
+def get_artifact_spectrogram(artifact_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
+    """A small log-mel spectrogram (PNG, 256 x 64) of an audio artifact, for the page."""
+    artifact = _find(services, artifact_id, caller)
+    if artifact.media_type != "audio/wav":
+        raise ApiError(400, f"artifact {artifact_id} is {artifact.media_type}, not sound", field="artifact_id", fix="ask for the spectrogram of an audio artifact")
+    headers = {"ETag": f'"{artifact.sha256}-spectrogram"', "Cache-Control": "private, max-age=31536000, immutable"}
+    return Response(spectrogram_png(_artifact_bytes(services, artifact)), media_type="image/png", headers=headers)
+
+
 @router.get(
     "/artifacts/{artifact_id}/content",
     responses=file_responses("The file.", "image/png", "audio/wav", "text/plain"),
@@ -51,9 +93,6 @@ def get_artifact_content(
     disposition = "attachment" if download else "inline"
     if path is not None:
         return FileResponse(path, media_type=artifact.media_type, headers=headers, filename=filename, content_disposition_type=disposition)
-    try:
-        data = services.store.read(artifact.storage_key)
-    except (FileNotFoundError, KeyError):
-        raise ApiError(404, "the artifact's file is missing from the store", field="artifact_id") from None
+    data = _artifact_bytes(services, artifact)
     headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
     return Response(data, media_type=artifact.media_type, headers=headers)

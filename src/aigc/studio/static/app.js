@@ -364,9 +364,19 @@ function card(job, artifact) {
     img.addEventListener("dblclick", () => openLightbox(job, artifact));
     item.append(img, caption);
   } else if (artifact.kind === "audio") {
-    const audio = Object.assign(document.createElement("audio"), { controls: true, preload: "none" });
+    // Sound: its log-mel spectrogram (server-drawn, 256 x 64), the player, and a download of the WAV.
+    const picture = Object.assign(document.createElement("img"), { alt: `spectrogram, seed ${artifact.seed}`, className: "spectrogram", loading: "lazy" });
+    picture.dataset.testid = "spectrogram";
+    fileUrl(`${API}/artifacts/${artifact.id}/spectrogram`).then((url) => (picture.src = url));
+    const audio = Object.assign(document.createElement("audio"), { controls: true, preload: "metadata" });
     fileUrl(artifact.url).then((url) => (audio.src = url));
-    item.append(audio, caption);
+    const save = Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: "Download WAV" });
+    save.dataset.testid = "download-clip";
+    save.addEventListener("click", (event) => {
+      event.stopPropagation();
+      download(artifact.url + "?download=true").catch(showError);
+    });
+    item.append(picture, audio, caption, save);
   } else {
     const pre = document.createElement("pre");
     fetch(artifact.url, { headers: headers() }).then((r) => r.text()).then((text) => (pre.textContent = text));
