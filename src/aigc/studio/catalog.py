@@ -121,6 +121,9 @@ def describe_checkpoint(name: str, path: str | Path, description: str = "") -> M
     # An optimised run (`aigc optimize`) says on its card what was done to it.
     transforms = [t.get("name", "?") for t in sidecar.get("transforms", []) if isinstance(t, dict)]
     applied = f" (optimised: {', '.join(transforms)})" if transforms else ""
+    export = _onnx_export(checkpoint, files.get(weights, "")[:16])
+    if export is not None:
+        applied += f" (served by onnxruntime from its ONNX export, max difference to PyTorch {export['max_abs_difference']:.2g})"
     return ModelEntry(
         name=name,
         path=str(path),
@@ -132,7 +135,24 @@ def describe_checkpoint(name: str, path: str | Path, description: str = "") -> M
         checkpoint=str(checkpoint),
         checkpoint_sha256=files.get(weights, "")[:16],
         step=sidecar.get("step"),
+        extra={"backend": "onnxruntime"} if export is not None else {},
     )
+
+
+def _onnx_export(checkpoint: Path, weights_sha256: str) -> dict[str, Any] | None:
+    """The record of the run's ONNX export (`aigc optimize --export onnx`: RUN/onnx/onnx.json) when it was made
+    from these very weights and onnxruntime is installed: the studio then serves the model through it."""
+    import importlib.util
+
+    record_path = checkpoint.parent.parent / "onnx" / "onnx.json"
+    if not record_path.is_file() or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s is unreadable: the model is served by PyTorch", record_path)
+        return None
+    return record if record.get("checkpoint_sha256") == weights_sha256 else None
 
 
 class ModelCatalog:
@@ -219,4 +239,9 @@ def _load(entry: ModelEntry) -> Any:
     """A `LoadedModel` (aigc.loading): its `generate` is the one generation path."""
     from aigc.loading import load
 
-    return load(entry.path)
+    model = load(entry.path)
+    if entry.extra.get("backend") == "onnxruntime":
+        from aigc.optimize.export import with_backend
+
+        model = with_backend(model, "onnxruntime")
+    return model
