@@ -209,3 +209,33 @@ def test_no_prompt_text_in_the_logs_or_metrics(make_client):
         assert text not in logs, text
         assert text not in metrics, text
     assert "a message that quotes [email]" in logs and "from [email]" in logs  # what others log is scrubbed
+
+
+def test_uploaded_images_are_exported_and_deleted_with_the_last_job_that_uses_them(make_settings, style_catalog, database_url):
+    from fastapi.testclient import TestClient
+    from studio.studio_helpers import LOCAL
+    from studio.test_studio_uploads import encode, photo, upload
+
+    from aigc.studio.app import create_app
+    from aigc.studio.keys import create_key
+    from aigc.studio.uploads import upload_key
+
+    with TestClient(create_app(make_settings(database_url=database_url, auth="required"), catalog=style_catalog), client=LOCAL) as client:
+        db, store = client.app.state.services.db, client.app.state.services.store
+        alice, bob = ({"X-API-Key": create_key(db, name)[0]} for name in ("alice", "bob"))
+        client.headers.update(alice)
+        own, shared = upload(client, encode(photo(seed=1))).json(), upload(client, encode(photo(seed=2))).json()
+        for ref in (own["ref"], shared["ref"]):
+            assert finished(client, submit(client, "rings", headers=alice, content=ref, size=64)["id"], timeout=60, headers=alice)["status"] == "succeeded"
+        assert finished(client, submit(client, "rings", headers=bob, content=shared["ref"], size=64)["id"], timeout=60, headers=bob)["status"] == "succeeded"
+
+        archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/me/export", headers=alice).content))
+        jobs = json.loads(archive.read("jobs.json"))
+        assert [list(job["uploads"]) for job in jobs] == [[own["ref"]], [shared["ref"]]]
+        assert archive.read(jobs[0]["uploads"][own["ref"]]) == encode(photo(seed=1))  # the image as it was sent
+
+        assert client.delete("/api/v1/me", headers=alice).json() == {"jobs": 2, "files": 3, "still_running": 0}  # two results, one upload
+        assert upload_key(store, own["id"]) is None and client.get(f"/api/v1/uploads/{own['id']}", headers=alice).status_code == 404
+        assert upload_key(store, shared["id"]) is not None  # bob's job still names it
+        assert client.delete("/api/v1/me", headers=bob).json()["files"] == 2  # his result and, now, the shared upload
+        assert upload_key(store, shared["id"]) is None

@@ -77,6 +77,28 @@ def store_upload(store: ArtifactStore, data: bytes, *, field: str, max_bytes: in
     return StoredUpload(picture.sha256, key, picture.format, picture.width, picture.height, len(data), list(picture.notes))
 
 
+def referenced_uploads(params: Any) -> set[str]:
+    """The upload ids (sha256) a job's parameters refer to (`upload:<sha256>` anywhere in them)."""
+    if isinstance(params, str):
+        match = _REF.match(params)
+        return {match.group(1)} if match else set()
+    if isinstance(params, dict):
+        params = list(params.values())
+    if isinstance(params, list):
+        return set().union(*(referenced_uploads(item) for item in params)) if params else set()
+    return set()
+
+
+def forget_upload(store: ArtifactStore, sha256: str) -> bool:
+    """Delete an upload's stored file and the local copy a worker made of it; True when there was one."""
+    key = upload_key(store, sha256)
+    if key is None:
+        return False
+    store.delete(key)
+    (Path(tempfile.gettempdir()) / "aigc-uploads" / Path(key).name).unlink(missing_ok=True)
+    return True
+
+
 def upload_key(store: ArtifactStore, sha256: str) -> str | None:
     """The store key of an upload by its id, or None when there is none."""
     for suffix in UPLOAD_TYPES.values():

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aigc.studio.db.models import Artifact, Job, Prompt, SubmitLock, utcnow
@@ -201,10 +201,14 @@ def remove_jobs(services, session, job_ids: list[str], *, rows: bool) -> int:
     """Delete finished jobs' content in `session`, and commit: artifact rows, prompts, and either the job
     rows themselves (`rows`: purging) or what they hold (parameters, text, error, moderation note: a
     deleted job's row stays for rate limits). Then the files no other artifact shares (equal bytes from
-    another job stay: the store is content-addressed). The database commits first, so a crash in between
-    leaves files no row names, never a row whose file is gone. Returns how many files went."""
+    another job stay: the store is content-addressed), and the uploaded images no other job names. The
+    database commits first, so a crash in between leaves files no row names, never a row whose file is
+    gone. Returns how many files went."""
+    from aigc.studio.uploads import forget_upload, referenced_uploads
+
     keys = set(session.scalars(select(Artifact.storage_key).where(Artifact.job_id.in_(job_ids))).all())
     prompt_ids = [i for i in session.scalars(select(Job.prompt_id).where(Job.id.in_(job_ids))).all() if i is not None]
+    uploads = referenced_uploads(list(session.scalars(select(Job.params).where(Job.id.in_(job_ids))).all()))  # the images these jobs were made from
     session.execute(delete(Artifact).where(Artifact.job_id.in_(job_ids)))
     if rows:
         session.execute(delete(Job).where(Job.id.in_(job_ids)))
@@ -217,7 +221,10 @@ def remove_jobs(services, session, job_ids: list[str], *, rows: bool) -> int:
     shared = set(session.scalars(select(Artifact.storage_key).where(Artifact.storage_key.in_(keys))).all()) if keys else set()
     for key in keys - shared:
         services.store.delete(key)
-    return len(keys - shared)
+    # An uploaded image goes with the last job that names it (uploads belong to no account: the jobs say whose they are).
+    still_used = {sha for sha in uploads if session.scalar(select(func.count()).select_from(Job).where(cast(Job.params, Text).like(f"%upload:{sha}%")))}
+    gone = sum(forget_upload(services.store, sha) for sha in uploads - still_used)
+    return len(keys - shared) + gone
 
 
 def _chunks(items: list, size: int = 500):

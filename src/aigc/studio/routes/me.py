@@ -1,9 +1,10 @@
 """Your data: export everything the studio holds for your key's account, or delete all of it.
 
     GET    /api/v1/me/export   a zip: jobs.json (every job as GET /jobs/{id} shows it, with its prompt),
-                               account.json (the account and its keys' prefixes) and files/ (every artifact)
-    DELETE /api/v1/me          every job's prompt, parameters, artifacts and files; queued jobs are cancelled,
-                               running ones stopped first
+                               account.json (the account and its keys' prefixes), files/ (every artifact)
+                               and uploads/ (the images the jobs were made from)
+    DELETE /api/v1/me          every job's prompt, parameters, artifacts and files, and the uploaded images
+                               no other job uses; queued jobs are cancelled, running ones stopped first
 
 Without a key (a loopback-only studio) "you" is the anonymous user: the jobs made without a key.
 """
@@ -26,6 +27,7 @@ from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.jobs import queue
 from aigc.studio.routes.common import API, artifact_filename, errors, file_responses, job_info, owned
 from aigc.studio.services import Services
+from aigc.studio.uploads import referenced_uploads, upload_key
 from aigc.studio.validation import readable
 
 router = APIRouter(prefix=API, tags=["privacy"])
@@ -50,8 +52,14 @@ def _export(services: Services, caller: Caller, target) -> int:
             record["negative_prompt"] = readable(job.prompt.negative_text) if job.prompt else None
             for artifact in record["artifacts"]:
                 artifact["file"] = "files/" + artifact_filename(job.id, artifact["index"], artifact["media_type"])
-            records.append(record)
             files += [("files/" + artifact_filename(job.id, a.index, a.media_type), a.storage_key) for a in job.artifacts]
+            record["uploads"] = {}  # the images the job was made from: upload ref -> its file in the zip
+            for sha in sorted(referenced_uploads(job.params)):
+                key = upload_key(services.store, sha)
+                if key is not None:
+                    record["uploads"][f"upload:{sha}"] = "uploads/" + key.rsplit("/", 1)[-1]
+                    files.append((record["uploads"][f"upload:{sha}"], key))
+            records.append(record)
         account = {
             "account": caller.name, "exported_at": utcnow().isoformat(), "jobs": len(records),
             "keys": [{"prefix": k.prefix, "name": k.name, "created_at": k.created_at.isoformat(), "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None, "revoked": k.revoked_at is not None} for k in keys],
@@ -59,7 +67,7 @@ def _export(services: Services, caller: Caller, target) -> int:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("account.json", json.dumps(account, indent=2, ensure_ascii=False))
         archive.writestr("jobs.json", json.dumps(records, indent=2, ensure_ascii=False))
-        for name, key in files:
+        for name, key in dict(files).items():  # an upload two jobs share is written once
             try:
                 archive.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), services.store.read(key), zipfile.ZIP_STORED)  # PNGs are compressed already
             except (FileNotFoundError, KeyError):
