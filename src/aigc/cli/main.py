@@ -254,6 +254,7 @@ from aigc.cli.evaluate import eval_command  # noqa: E402
 from aigc.cli.generate import generate_command  # noqa: E402
 from aigc.cli.music import render_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
+from aigc.cli.search import search_command  # noqa: E402
 from aigc.cli.robustness import robustness_command  # noqa: E402
 from aigc.cli.safety import init_signing_command, moderate_command, verify_command  # noqa: E402
 from aigc.cli.stylize import stylize_command, translate_command  # noqa: E402
@@ -265,6 +266,7 @@ app.command("stylize")(stylize_command)
 app.command("render")(render_command)
 app.command("translate")(translate_command)
 app.command("optimize")(optimize_command)
+app.command("search")(search_command)
 app.command("moderate")(moderate_command)
 app.command("verify")(verify_command)
 app.command("robustness")(robustness_command)
