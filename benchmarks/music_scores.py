@@ -18,41 +18,11 @@ import argparse
 import json
 import os
 import platform
-import time
-import warnings
 
 import torch
 
 from aigc.data.music import read_chorales
-from aigc.errors import AigcWarning
-from aigc.generation import pipeline
-from aigc.loading import load
-from aigc.metrics.music import music_scores
-from aigc.signal.music import events_to_notes
-
-
-def generate_pieces(run: str, count: int, tokens: int) -> tuple[list, dict]:
-    model = load(run)
-    request_class = model.module.request_class
-    began = time.perf_counter()
-    details: dict = {"model": model.info.model_name, "step": model.info.step}
-    if model.info.family == "pianoroll-vae":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AigcWarning)
-            clip = pipeline.generate(model, request_class(count=count, seed=0))
-        pieces = [events_to_notes(events).notes for _, events in clip.scores]
-        details["rendered"] = clip.parameters.get("rendered")
-        details["audio_seconds"] = round(clip.waveforms.shape[0] * clip.waveforms.shape[1] / clip.sample_rate, 1)
-    else:
-        pieces, skipped = [], 0
-        for seed in range(count):
-            sample = pipeline.generate(model, request_class(prompt="t0", seed=seed, max_tokens=tokens, temperature=1.0, stop=["\n"]))
-            reading = events_to_notes("t0 " + sample.text)
-            pieces.append(reading.notes)
-            skipped += reading.skipped
-        details["tokens_skipped"] = skipped
-    details["generation_seconds"] = round(time.perf_counter() - began, 2)
-    return pieces, details
+from aigc.metrics.music import evaluate_music_run, music_scores
 
 
 def main() -> None:
@@ -69,8 +39,7 @@ def main() -> None:
     if args.real:
         results["real (val chorales)"] = music_scores([record["notes"] for record in read_chorales("val")], reference)
     for run in args.runs:
-        pieces, details = generate_pieces(run, args.count, args.tokens)
-        results[run] = {**music_scores(pieces, reference), **details}
+        results[run] = evaluate_music_run(run, count=args.count, tokens=args.tokens)
     print(json.dumps(results, indent=2))
 
 

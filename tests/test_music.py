@@ -154,3 +154,14 @@ def test_render_command_writes_wav_and_midi(tmp_path):
     source.write_text("hello world\n", encoding="utf-8")
     empty = subprocess.run(command + ["--force"], capture_output=True, text=True)
     assert empty.returncode != 0 and "holds no notes" in empty.stderr
+
+
+def test_aigc_eval_scores_a_music_run(roll_run, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "aigc", "eval", str(roll_run), "-n", "6", "--reference-split", "test", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pitch-class histogram distance" in done.stdout and "in key" in done.stdout
+    import json
+
+    document = json.loads((tmp_path / "eval.json").read_text())
+    assert document["generated"]["pieces"] == 6 and document["reference"]["pieces"] == 40  # toy-chorales' test split
+    assert 0 <= document["pitch_class_histogram_distance"] <= 1

@@ -70,7 +70,14 @@ def eval_command(
         console.print(f"wrote {report}")
         return
     from aigc.metrics.audio import is_audio_run, summary, write_audio_eval
+    from aigc.metrics.music import is_music_run, music_summary, write_music_eval
 
+    if len(runs) == 1 and real is None and is_music_run(runs[0]):  # pitch classes, density, key (metrics/music.py)
+        document, written = write_music_eval(runs[0], out=out, count=num_samples, seed=seed, reference_split=reference_split)
+        console.print_json(json.dumps(document, default=float)) if as_json else console.print(music_summary(document), highlight=False)
+        if written is not None and not as_json:
+            console.print(f"wrote {written}")
+        return
     if len(runs) == 1 and real is None and is_audio_run(runs[0]):  # IS/FD-DigitClassifier (metrics/audio.py)
         document, written = write_audio_eval(runs[0], out=out, feature_network=feature_network, count=num_samples, seed=seed, batch_size=min(batch_size, 256), reference_split=reference_split)
         console.print_json(json.dumps(document, default=float)) if as_json else console.print(summary(document), highlight=False)

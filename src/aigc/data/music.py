@@ -75,6 +75,15 @@ def toy_chorales(count: int, seed: int) -> list[dict]:
     return records
 
 
+def reference_pieces(dataset: str, split: str) -> list[list[Note]]:
+    """The notes of each piece of a music dataset's split (what music metrics compare with)."""
+    records = toy_chorales(400, seed=0) if dataset == "toy-chorales" else read_chorales()
+    pieces = [record["notes"] for record in records if record["split"] == split]
+    if not pieces:
+        raise DataError(f"{dataset} has no {split} pieces", field="--reference-split", fix="use train, val or test")
+    return pieces
+
+
 # ---------------------------------------------------------------------------------------------- event text
 
 

@@ -228,7 +228,7 @@ def is_audio_run(path: str | Path) -> bool:
         family = ckpt.read_sidecar(ckpt.resolve_checkpoint(zoo.resolve(path)))["config"]["family"]
     except (_Error, KeyError, TypeError):
         return False  # not a readable run: the image path reports what is wrong with it
-    return family in MODELS and MODELS.get(family).modality == "audio"
+    return family in MODELS and MODELS.get(family).modality == "audio" and "sample_length" in MODELS.get(family).config_class.model_fields  # not music
 
 
 def write_audio_eval(run: str | Path, *, out: Path | None = None, feature_network: str | None = None, **settings: Any) -> tuple[dict[str, Any], Path | None]:
