@@ -7,7 +7,9 @@ with 32 concurrent clients on loopback, counting every error.
 The server runs in its own process (`aigc studio` equivalent: uvicorn + local executor, SQLite), the
 clients are asyncio + httpx in this process, on 127.0.0.1. Each job is POST /api/v1/jobs followed by a long
 poll (GET /api/v1/jobs/{id}?wait=30) until it has succeeded, so latency is submit-to-result-available; with
---download the 16 PNGs are fetched too. The script prints a Markdown table for benchmarks/RESULTS.md.
+--download the 16 PNGs are fetched too. Throughput is compared with the same jobs made by direct calls one after
+another (`model.generate`, and with the PNG encoding a job needs); a single job's added latency is its API
+latency minus the direct call with PNGs. The script prints a Markdown table for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or build_model(Path(folder))
         generate, with_png = direct(model, args.samples)
@@ -186,8 +189,15 @@ def main() -> None:
         finally:
             server.terminate()
             _, stderr = server.communicate(timeout=30)
+    direct_rate, direct_png_rate = 1 / statistics.median(generate), 1 / statistics.median(with_png)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}",
+        "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
+        "direct_jobs_per_second": direct_rate,  # sequential model.generate(16 images), one after another
+        "direct_png_jobs_per_second": direct_png_rate,  # the same with the PNG encoding a job needs
+        "throughput_ratio": loaded["jobs_per_second"] / direct_rate,
+        "throughput_ratio_png": loaded["jobs_per_second"] / direct_png_rate,
+        "added_latency_p50_ms": (statistics.median(api) - statistics.median(with_png)) * 1000,
         "direct_generate_p50_ms": statistics.median(generate) * 1000,
         "direct_generate_p95_ms": percentile(generate, 95) * 1000,
         "direct_generate_png_p50_ms": statistics.median(with_png) * 1000,
@@ -207,7 +217,10 @@ def main() -> None:
     print(f"\n{args.clients} concurrent clients, {load_['jobs']} jobs of {args.load_count} images, {args.workers} worker threads: "
           f"{load_['jobs_per_second']:.1f} jobs/s ({load_['jobs_per_second'] * args.load_count:.0f} images/s), "
           f"job latency p50 {load_['p50'] * 1000:.0f} ms, p95 {load_['p95'] * 1000:.0f} ms, errors: {load_['errors']}")
-    print(f"machine: {result['machine']}")
+    print(f"throughput through the API / direct calls: {result['throughput_ratio']:.0%} of model.generate alone "
+          f"({direct_rate:.1f} jobs/s), {result['throughput_ratio_png']:.0%} of model.generate + PNG encoding ({direct_png_rate:.1f} jobs/s); "
+          f"a single job's added latency p50 (API - direct with PNGs): {result['added_latency_p50_ms']:.1f} ms")
+    print(f"machine: {result['machine']}; load average {result['load_average']}")
     if loaded["errors"]:
         print("first errors:", loaded["errors"][:5], file=sys.stderr)
     if args.json:

@@ -80,6 +80,50 @@ def test_workers_take_same_model_jobs_together_and_load_the_model_once(make_clie
     services.close()
 
 
+def _run_jobs(make_client, make_settings, catalog, folder, jobs, **settings) -> list[dict]:
+    """Submit `jobs` to a fresh studio, run them with one worker as claim_batch hands them out; the finished jobs."""
+    place = {"data_dir": folder / "data", "database_url": f"sqlite:///{folder / 'studio.db'}"}
+    idle = make_client(workers=0, **place)
+    ids = [submit(idle, **params)["id"] for params in jobs]
+    services = build_services(make_settings(**place, **settings), catalog)
+    while batch := queue.claim_batch(services, "here:1:w"):
+        runner.run_claimed(services, batch, "here:1:w")
+    done = [finished(idle, job_id) for job_id in ids]
+    for job in done:
+        job["files"] = [idle.get(artifact["url"]).content for artifact in job["artifacts"]]
+    services.close()
+    return done
+
+
+def test_jobs_of_one_model_run_together_and_each_gets_the_files_it_gets_alone(make_client, make_settings, catalog, tmp_path):
+    # Different counts, seeds (overlapping ones too) and labels; the default policy (watermarks) applies.
+    jobs = [
+        {"model": "digits", "count": 3, "seed": 5}, {"model": "digits", "count": 2, "seed": 40, "labels": [7]},
+        {"model": "digits", "count": 4, "seed": 6, "labels": [1, 2, 3, 4]}, {"model": "digits", "count": 1, "seed": 2**40},
+    ]
+    # batch_images=6: two forward passes, jobs 1+2 (5 images) and 3+4 (5 images).
+    together = _run_jobs(make_client, make_settings, catalog, tmp_path / "together", jobs, batch_jobs=8, batch_images=6)
+    alone = _run_jobs(make_client, make_settings, catalog, tmp_path / "alone", jobs, batch_jobs=1)
+    assert [job["status"] for job in together] == [job["status"] for job in alone] == ["succeeded"] * 4
+    assert all("with 1 other job(s) in one batch" in job["message"] for job in together), [job["message"] for job in together]
+    assert not any("batch" in job["message"] for job in alone)
+    assert [[a["seed"] for a in job["artifacts"]] for job in together] == [[5, 6, 7], [40, 41], [6, 7, 8, 9], [2**40]]
+    for batched, single in zip(together, alone):
+        assert batched["files"] == single["files"]  # byte for byte: pixels, seeds, labels, provenance
+        assert [a["label"] for a in batched["artifacts"]] == [a["label"] for a in single["artifacts"]]
+
+
+def test_merged_requests_keep_each_samples_seed_through_chunks():
+    from aigc.generation.requests import GenerationRequest, ImageRequest
+
+    merged = GenerationRequest.merge([ImageRequest(count=2, seed=10), ImageRequest(count=3, seed=3, labels=[1])], num_classes=4)
+    assert merged.count == 5 and merged.sample_seeds() == [10, 11, 3, 4, 5] and merged.labels == [0, 1, 1, 1, 1]
+    pieces = merged.chunks(2, num_classes=4)
+    assert [piece.sample_seeds() for _, piece in pieces] == [[10, 11], [3, 4], [5]]
+    assert [piece.labels for _, piece in pieces] == [[0, 1], [1, 1], [1]]
+    assert "_seeds" not in merged.model_dump() and ImageRequest(count=2, seed=7).sample_seeds() == [7, 8]
+
+
 def test_model_cache_is_bounded_and_least_recently_used_goes(catalog):
     loaded = []
     cache = ModelCache(catalog, size=1, loader=lambda entry: loaded.append(entry.name) or entry.name)

@@ -9,6 +9,7 @@ studio writes them, and holds no timestamp, so the same seed gives byte-identica
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,13 @@ class ImageBatch:
         size = {"Size": f"{picture.width}x{picture.height}"}
         return png_bytes(picture, provenance_texts(self.model, seeds, labels, self.parameters if parameters is None else parameters, size))
 
+    def part(self, start: int, stop: int) -> "ImageBatch":
+        """Images start .. stop-1 as a batch of their own (a merged request's share of one request)."""
+        prompts = self.parameters.get("prompts")
+        parameters = {**self.parameters, "prompts": prompts[start:stop]} if isinstance(prompts, list) else self.parameters
+        labels = None if self.labels is None else self.labels[start:stop]
+        return dataclasses.replace(self, images=self.images[start:stop], seeds=self.seeds[start:stop], labels=labels, parameters=parameters)
+
     def parameters_of(self, index: int) -> dict[str, Any]:
         """The parameters of image `index` alone: with one prompt per image, its own prompt."""
         prompts = self.parameters.get("prompts")
@@ -169,6 +177,12 @@ class AudioClip:
 
         info = {"model": texts["model"], "parameters": texts["parameters"], "software": f"aigc {__version__}", "aigc": texts["aigc"]}
         return wav_bytes(waveform, self.sample_rate, info)
+
+    def part(self, start: int, stop: int) -> "AudioClip":
+        """Clips start .. stop-1 on their own (a merged request's share of one request)."""
+        labels = None if self.labels is None else self.labels[start:stop]
+        scores = None if self.scores is None else self.scores[start:stop]
+        return dataclasses.replace(self, waveforms=self.waveforms[start:stop], seeds=self.seeds[start:stop], labels=labels, scores=scores)
 
     def files(self) -> list[ArtifactFile]:
         """One 16-bit WAV per clip with the provenance in its INFO chunk."""

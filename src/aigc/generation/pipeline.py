@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from aigc.errors import AigcError
 from aigc.generation.decoding import LogitHook, logit_hooks
 from aigc.generation.progress import Progress, listening
+from aigc.generation.requests import keep_seeds
 
 if TYPE_CHECKING:
     from aigc.loading import RunInfo
@@ -58,7 +59,7 @@ def validate(model: Any, request: Any) -> Any:
     else:
         raise AigcError(f"expected a request, got {type(request).__name__}", field="request", fix=f"pass a {request_class.__name__}")
     try:
-        return request_class.model_validate(values)
+        return keep_seeds(request, request_class.model_validate(values))
     except ValidationError as error:
         raise _explain(error, request_class, "request") from None
 

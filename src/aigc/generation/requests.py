@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from aigc.config import BaseConfig
 
@@ -31,6 +31,8 @@ def image_fields(request_class: type) -> list[str]:
 class GenerationRequest(BaseConfig):
     count: int = Field(1, ge=1)  # number of samples
     seed: int = Field(RANDOM_SEED, ge=RANDOM_SEED, lt=MAX_SEED, validate_default=True)  # sample i uses seed + i; -1 (default) = random
+    # The seed of each sample when `merge` joined requests (not seed, seed + 1, ...); not a field: never sent or stored.
+    _seeds: list[int] | None = PrivateAttr(None)
 
     @field_validator("seed")
     @classmethod
@@ -45,8 +47,29 @@ class GenerationRequest(BaseConfig):
         return self
 
     def chunkable(self) -> bool:
-        """Whether `chunks` may split this request (a latent walk or a ranked beam set is one piece)."""
+        """Whether `chunks` may split this request (a latent walk or a ranked beam set is one piece); requests
+        that can be split can also be joined (`merge`)."""
         return True
+
+    def sample_seeds(self) -> list[int]:
+        """The seed of each sample: seed + i, or, for a merged request, the seeds of the requests it joined."""
+        return list(self._seeds) if self._seeds is not None else [self.seed + index for index in range(self.count)]
+
+    def merge_fields(self, requests: list["GenerationRequest"], num_classes: int | None) -> dict[str, Any]:
+        """Fields, besides count and seed, of the request that joins `requests` (per-sample fields, joined)."""
+        return {}
+
+    @staticmethod
+    def merge(requests: list["GenerationRequest"], num_classes: int | None = None) -> "GenerationRequest":
+        """One request for the samples of several with the same settings (count, seed and per-sample fields may
+        differ): its samples are theirs, in order, each with its own seed (`sample_seeds`), so a model that
+        draws sample i from `sample_seeds()[i]` alone makes the same samples in one batch. The studio runs
+        queued jobs of one model this way; the artifact's `part(start, stop)` gives each its samples back."""
+        first = requests[0]
+        seeds = [seed for request in requests for seed in request.sample_seeds()]
+        merged = first.model_copy(update={"count": len(seeds), "seed": seeds[0], **first.merge_fields(requests, num_classes)})
+        merged._seeds = seeds
+        return merged
 
     def chunk_fields(self, start: int, count: int, num_classes: int | None) -> dict[str, Any]:
         """Fields, besides count and seed, of the sub-request for samples start .. start+count-1."""
@@ -57,12 +80,21 @@ class GenerationRequest(BaseConfig):
         of this request: sample i uses seed + i, and per-sample fields are resolved before splitting."""
         if self.count <= size or not self.chunkable():
             return [(0, self)]
-        pieces = []
+        pieces, seeds = [], self.sample_seeds()
         for start in range(0, self.count, size):
             count = min(size, self.count - start)
-            update = {"count": count, "seed": self.seed + start, **self.chunk_fields(start, count, num_classes)}
-            pieces.append((start, self.model_copy(update=update)))
+            piece = self.model_copy(update={"count": count, "seed": seeds[start], **self.chunk_fields(start, count, num_classes)})
+            piece._seeds = None if self._seeds is None else seeds[start : start + count]
+            pieces.append((start, piece))
         return pieces
+
+
+def keep_seeds(source: Any, converted: Any) -> Any:
+    """`converted`, a request validated from `source`'s fields, with source's merged seeds (which are no field)."""
+    seeds = getattr(source, "_seeds", None)
+    if seeds is not None and isinstance(converted, GenerationRequest):
+        converted._seeds = list(seeds)
+    return converted
 
 
 class ImageRequest(GenerationRequest):
@@ -79,6 +111,10 @@ class ImageRequest(GenerationRequest):
     def chunk_fields(self, start: int, count: int, num_classes: int | None) -> dict[str, Any]:
         labels = self.labels_for(num_classes)
         return {"labels": None if labels is None else labels[start : start + count]}
+
+    def merge_fields(self, requests: list["GenerationRequest"], num_classes: int | None) -> dict[str, Any]:
+        labels = [request.labels_for(num_classes) for request in requests]
+        return {"labels": None if labels[0] is None else [label for part in labels for label in part]}
 
     def labels_for(self, num_classes: int | None) -> list[int] | None:
         """The label of each image: the given ones (one repeats), or 0..K-1 cycling for a conditional model."""
@@ -162,6 +198,13 @@ class PromptImageRequest(LatentImageRequest):
             return super().chunk_fields(start, count, num_classes)
         part = prompts[start : start + count]
         return {"prompt": part[0] if len(set(part)) == 1 else part}
+
+    def merge_fields(self, requests: list["GenerationRequest"], num_classes: int | None) -> dict[str, Any]:
+        prompts = [request.prompts_for() for request in requests]
+        if all(part is None for part in prompts):
+            return super().merge_fields(requests, num_classes)
+        joined = [prompt for part in prompts for prompt in part]  # (a None among prompts fails here: not mergeable)
+        return {"prompt": joined[0] if len(set(joined)) == 1 else joined}
 
     def labels_for(self, num_classes: int | None) -> list[int] | None:
         """A prompted request has no labels (the prompt says what to draw); otherwise as ImageRequest."""

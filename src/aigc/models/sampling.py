@@ -10,6 +10,8 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from aigc.generation.requests import keep_seeds
+
 
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
@@ -71,7 +73,7 @@ def as_request(request, request_class: type):
     """`request` as the family's request class (a plain ImageRequest, say, gets the class's defaults)."""
     if isinstance(request, request_class):
         return request
-    return request_class.model_validate(request.model_dump(exclude_unset=True))
+    return keep_seeds(request, request_class.model_validate(request.model_dump(exclude_unset=True)))
 
 
 def request_noise(request, shape: tuple[int, ...], generator: torch.Generator | None = None) -> tuple[Tensor, list[int], list[torch.Generator]]:
@@ -88,7 +90,7 @@ def request_noise(request, shape: tuple[int, ...], generator: torch.Generator | 
         seeds = [first] * request.count
         generators = [torch.Generator().manual_seed(first + 1_000_003 * i) for i in range(request.count)]
     else:
-        seeds = [request.seed + index for index in range(request.count)]
+        seeds = request.sample_seeds()  # seed + i, or the seeds of the requests a merged one joined
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
     if generator is not None:

@@ -48,6 +48,7 @@ class StudioSettings(BaseModel):
     model_cache_size: int = Field(4, ge=1, le=256)  # models kept loaded per process (least recently used goes)
     batch_jobs: int = Field(8, ge=1, le=256)  # a worker takes up to this many queued jobs of one model at once
     chunk_images: int = Field(8, ge=1, le=1024)  # images generated per step; progress and cancel act between steps
+    batch_images: int = Field(256, ge=1, le=1024)  # images in one forward pass when claimed jobs of one model run together
     stream_flush_seconds: float = Field(0.1, gt=0)  # streaming text jobs save the text so far this often
     progress_seconds: float = Field(0.5, gt=0)  # long chunks (diffusion steps) report progress at most this often
     preview_seconds: float = Field(2.0, gt=0)  # ... and store a preview of the images forming at most this often

@@ -44,21 +44,22 @@ def lease_until(services) -> datetime:
     return utcnow() + timedelta(seconds=services.settings.job_lease_seconds)
 
 
+def _claimed(services, worker_id: str) -> dict[str, Any]:
+    """What a claim writes into a queued job's row."""
+    return {"status": RUNNING, "worker_id": worker_id, "started_at": utcnow(), "lease_until": lease_until(services), "attempts": Job.attempts + 1, "message": "starting"}
+
+
 def claim(services, job_id: str, worker_id: str) -> bool:
     """Take one queued job; True if this worker got it."""
     with services.db.session() as session:
-        now = utcnow()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == QUEUED)
-            .values(status=RUNNING, worker_id=worker_id, started_at=now, lease_until=lease_until(services), attempts=Job.attempts + 1, message="starting")
-        )
+        result = session.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED).values(**_claimed(services, worker_id)))
         session.commit()
         return result.rowcount == 1
 
 
 def claim_batch(services, worker_id: str) -> list[str]:
-    """The oldest queued job, plus queued jobs of the same model and settings (up to `batch_jobs`)."""
+    """The oldest queued job, plus queued jobs of the same model and settings (up to `batch_jobs`), claimed
+    with one conditional UPDATE (one commit for the batch); returns the ones this worker got, oldest first."""
     with services.db.session() as session:
         first = session.execute(select(Job.id, Job.batch_key).where(Job.status == QUEUED).order_by(Job.created_at, Job.id).limit(1)).first()
         if first is None:
@@ -66,7 +67,11 @@ def claim_batch(services, worker_id: str) -> list[str]:
         others = session.scalars(
             select(Job.id).where(Job.status == QUEUED, Job.batch_key == first.batch_key, Job.id != first.id).order_by(Job.created_at, Job.id).limit(services.settings.batch_jobs - 1)
         ).all()
-    return [job_id for job_id in [first.id, *others] if claim(services, job_id, worker_id)]
+        wanted = [first.id, *others]
+        session.execute(update(Job).where(Job.id.in_(wanted), Job.status == QUEUED).values(**_claimed(services, worker_id)))
+        session.commit()
+        got = set(session.scalars(select(Job.id).where(Job.id.in_(wanted), Job.status == RUNNING, Job.worker_id == worker_id)).all())
+    return [job_id for job_id in wanted if job_id in got]
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,5 +1,11 @@
 """The one job function, shared by every executor: run jobs a worker claimed (jobs/queue.py), generate
 through the one generation path, store the files, record progress — renewing the jobs' leases meanwhile.
+
+Claimed image and audio jobs of one model and settings run together (`_run_together`): their requests are
+merged into one (`GenerationRequest.merge`: each sample keeps its own seed), generated in one forward pass,
+split back per job (`part`), encoded outside the model lock, and all of them stored in one transaction — so
+every job gets exactly the files it would have got alone. A job that cannot join (text, a resumed attempt,
+a latent walk, more images than `batch_images`) runs alone, chunk by chunk (`_run_one`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from sqlalchemy import delete, select, update
 
 from aigc.errors import AigcError
 from aigc.generation import pipeline
+from aigc.generation.requests import GenerationRequest
 from aigc.safety import default_policy
 from aigc.studio.db.models import Artifact, Job, utcnow
 from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, lease_until, worker_identity
@@ -180,6 +187,102 @@ def _stored_indices(services: Services, job_id: str) -> set[int]:
         return set(session.scalars(select(Artifact.index).where(Artifact.job_id == job_id)).all())
 
 
+def _artifacts(job_id: str, start: int, files: list, keys: list[str], entry: Any) -> list[Artifact]:
+    """The rows of a job's stored files, samples start, start + 1, ..."""
+    return [
+        Artifact(
+            job_id=job_id, index=start + offset, kind=file.kind, media_type=file.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
+            storage_key=key, size_bytes=len(file.data), seed=file.seed, label=file.label, width=file.width, height=file.height,
+            model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=file.record,
+        )
+        for offset, (file, key) in enumerate(zip(files, keys))
+    ]
+
+
+_UNMERGED: set[str] = set()  # models whose generate did not honour a merged request's seeds: their jobs run alone
+
+
+def _run_together(services: Services, job_ids: list[str], worker_id: str, model: Any, lock: threading.Lock) -> list[str]:
+    """Run claimed jobs of one model that can share a forward pass (see the module docstring), up to
+    `batch_images` images per pass; returns the jobs left to run alone. Anything unexpected while merging or
+    generating a group sends its jobs to run alone, where each succeeds or fails on its own."""
+    with services.db.session() as session:  # every job's row in one query
+        rows = {row.id: row for row in session.execute(
+            select(Job.id, Job.model, Job.params, Job.created_at, Job.started_at, Job.attempts, Job.cancel_requested).where(Job.id.in_(job_ids))
+        )}
+    entry = services.catalog.get(rows[job_ids[0]].model) if job_ids and job_ids[0] in rows else None
+    if len(rows) < 2 or entry is None or entry.modality not in ("image", "audio") or entry.name in _UNMERGED:
+        return list(job_ids)
+    limit = services.settings.batch_images
+    alone, groups, group, images = [], [], [], 0
+    for job_id in job_ids:
+        row = rows.get(job_id)
+        try:
+            request = pipeline.validate(model.module, resolve_uploads(entry.request_class, dict(row.params), services.store)) if row else None
+        except Exception:  # a bad request fails alone, with its own message
+            request = None
+        if request is None or row.attempts > 1 or row.cancel_requested or not request.chunkable() or request.count > limit:
+            alone.append(job_id)
+            continue
+        if images + request.count > limit:
+            groups.append(group)
+            group, images = [], 0
+        group.append((row, request))
+        images += request.count
+    groups.append(group)
+    for group in groups:
+        if len(group) < 2:
+            alone.extend(row.id for row, _ in group)
+            continue
+        started = time.perf_counter()
+        try:
+            merged = GenerationRequest.merge([request for _, request in group], entry.num_classes)
+            with lock:
+                output = model.generate(merged, policy=default_policy())
+        except Exception:
+            log.info("jobs run alone: merging or generating them together failed", exc_info=True, extra={"jobs": [row.id for row, _ in group]})
+            alone.extend(row.id for row, _ in group)
+            continue
+        if list(output.seeds) != merged.sample_seeds():  # the family drew its own seeds: its samples are not the jobs'
+            _UNMERGED.add(entry.name)
+            alone.extend(row.id for row, _ in group)
+            continue
+        _store_together(services, worker_id, entry, group, output, time.perf_counter() - started)
+    alone_ids = set(alone)
+    return [job_id for job_id in job_ids if job_id in alone_ids]
+
+
+def _store_together(services: Services, worker_id: str, entry: Any, group: list, output: Any, seconds: float) -> None:
+    """Split a merged artifact per job, encode its files (the model lock is free meanwhile), store them, and
+    finish every job in one transaction; a job cancelled or taken meanwhile keeps nothing."""
+    parts, start = [], 0
+    for row, request in group:
+        parts.append((row, output.part(start, start + request.count).files()))
+        start += request.count
+    keys = iter(services.store.put_many([(file.data, file.suffix) for _, files in parts for file in files]))
+    message = f"done in {seconds:.3f}s, with {len(group) - 1} other job(s) in one batch"
+    lost = []
+    with services.db.session() as session:
+        for row, files in parts:
+            job_keys = [next(keys) for _ in files]
+            values = _finish_values(SUCCEEDED, row.created_at, row.started_at, message=message)
+            result = session.execute(
+                update(Job).where(Job.id == row.id, Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(False)).values(**values)
+            )
+            if result.rowcount != 1:
+                lost.append(row.id)
+                continue
+            session.add_all(_artifacts(row.id, 0, files, job_keys, entry))
+        session.commit()
+        cancelled = set(session.scalars(select(Job.id).where(Job.id.in_(lost), Job.status == RUNNING, Job.worker_id == worker_id, Job.cancel_requested.is_(True))).all()) if lost else set()
+    for row, _ in group:
+        if row.id in cancelled:
+            _finish(services, row.id, worker_id, CANCELLED, message="cancelled while running")
+        else:
+            services.events.publish(row.id)
+    log.info("jobs finished together", extra={"jobs": len(group), "images": start, "seconds": round(seconds, 3)})
+
+
 def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: threading.Lock) -> None:
     """Generate a claimed job chunk by chunk through the generation pipeline. Each chunk's artifacts,
     progress and lease go in one transaction, guarded by `status = running AND worker = me AND not
@@ -236,14 +339,7 @@ def _run_one(services: Services, job_id: str, worker_id: str, model: Any, lock: 
                     raise _Taken("cancelled" if cancelled else "taken")
                 if files and indices & stored:  # a chunk an earlier attempt stored in part (another chunk size)
                     session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.index.in_(sorted(indices))))
-                for offset, (file, key) in enumerate(zip(files, keys)):
-                    session.add(
-                        Artifact(
-                            job_id=job_id, index=start + offset, kind=file.kind, media_type=file.media_type, sha256=key.rsplit("/", 1)[-1].split(".")[0],
-                            storage_key=key, size_bytes=len(file.data), seed=file.seed, label=file.label, width=file.width, height=file.height,
-                            model=entry.name, checkpoint_sha256=entry.checkpoint_sha256, parameters=file.record,
-                        )
-                    )
+                session.add_all(_artifacts(job_id, start, files, keys, entry))
                 session.commit()
             services.events.publish(job_id)
         log.info("job finished", extra={"job_id": job_id, "status": SUCCEEDED, "chunks": len(chunks), "resumed": len(stored)})
@@ -267,7 +363,7 @@ def run_claimed(services: Services, job_ids: list[str], worker_id: str) -> None:
             for job_id in job_ids:
                 _finish(services, job_id, worker_id, FAILED, error=f"the model could not be loaded ({type(error).__name__})", error_field="model")
             return
-        for job_id in job_ids:
+        for job_id in _run_together(services, job_ids, worker_id, model, lock):
             try:
                 _run_one(services, job_id, worker_id, model, lock)
             except _Taken as taken:
