@@ -5,6 +5,7 @@ and `aigc verify` reading a generated PNG."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -125,3 +126,46 @@ def test_a_small_image_turned_without_resizing_is_found_by_the_rotation_search(p
     small = embed(np.ascontiguousarray(photo[64:320, 128:384]), KEY)
     found = detect(np.asarray(Image.fromarray(small).rotate(4, Image.BICUBIC)), KEY)
     assert found.present and abs(found.rotation_degrees + 4) <= 1 and found.false_positive_bound < 1e-6
+
+
+def test_a_grid_of_small_images_is_marked_as_one_picture(tmp_path):
+    """100 generated 28x28 digits: none can hold the mark, their 302-px grid does (at a higher strength: the
+    black background and the borders hide much of it); a grid under 256 px is left alone."""
+    import json
+
+    model = aigc.load("cgan-mnist")
+    policy = default_policy(SafetySettings(moderation=False, watermark_key=KEY))
+    batch = model.generate({"count": 100, "seed": 0}, policy=policy)
+    assert "watermark" not in batch.parameters and not detect(np.asarray(Image.open(io.BytesIO(batch.files()[0].data))), KEY).present
+    path = batch.save_grid(tmp_path / "digits.png")
+    grid = Image.open(path)
+    record = json.loads(grid.text["aigc"])
+    assert grid.size == (302, 302) and record["watermark"] == SCHEME and record["grid_watermark_strength"] in (3.0, 6.0, 9.0, 12.0)
+    found = detect(np.asarray(grid), KEY)
+    assert found.present and found.false_positive_bound < 1e-6
+    assert detect(np.asarray(grid.resize((151, 151), Image.BICUBIC)), KEY).present  # half size
+    small = model.generate({"count": 16, "seed": 0}, policy=policy).save_grid(tmp_path / "small.png")  # 122 px
+    assert "watermark" not in json.loads(Image.open(small).text["aigc"]) and not detect(np.asarray(Image.open(small)), KEY).present
+
+
+def test_a_grid_of_marked_images_is_marked_too(photo, tmp_path):
+    """Each 256-px image carries its own mark at its own offset, which leaves the grid unreadable as one
+    picture; the grid gets its own mark, and each image cut back out of it still reads."""
+    crops = np.ascontiguousarray(np.stack([photo[i * 60 : i * 60 + 256, j * 80 : j * 80 + 256] for i in range(2) for j in range(2)]))
+    batch = ImageWatermark(KEY)(ImageBatch(images=crops, seeds=[0, 1, 2, 3], labels=None, model="demo"))
+    assert not detect(np.asarray(batch.grid()), KEY).present
+    grid = np.asarray(Image.open(batch.save_grid(tmp_path / "grid.png")))
+    assert detect(grid, KEY).present and detect(grid[2:258, 2:258], KEY).present
+
+
+def test_stylised_images_from_the_cli_are_marked(tmp_path):
+    from sklearn.datasets import load_sample_image
+
+    content, style = tmp_path / "content.jpg", tmp_path / "style.png"
+    Image.fromarray(load_sample_image("china.jpg")).resize((384, 256), Image.BILINEAR).save(content)
+    Image.fromarray(load_sample_image("flower.jpg")).resize((192, 144), Image.BILINEAR).save(style)
+    out = tmp_path / "out.png"
+    done = subprocess.run([sys.executable, "-m", "aigc", "stylize", str(content), "--style", str(style), "--size", "384", "--steps", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", "AIGC_WATERMARK_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    assert detect(np.asarray(Image.open(out).convert("RGB")), KEY).present

@@ -43,6 +43,7 @@ def stylize_command(
     """Paint CONTENT in the style of --style images: Gatys (any style, slow), AdaIN (any style, one pass, a trained
     decoder) or a fast network trained for one style."""
     from aigc.generation import pipeline
+    from aigc.safety import default_policy
 
     method = _method(method, model)
     loaded = None
@@ -73,7 +74,7 @@ def stylize_command(
     given.update(_params(param, network.request_class, set(given)))
     request = pipeline.validate(network, given)
     with _progress_bar() as progress:
-        batch = pipeline.generate(network, request, info=info, progress=progress)
+        batch = pipeline.generate(network, request, info=info, policy=default_policy(), progress=progress)  # watermarked, signed when set
     path = batch.save_each(target.parent, stem=target.stem)[0] if len(batch) > 1 else _save_one(batch, target)
     console.print(f"wrote {path}", highlight=False)
 
@@ -108,6 +109,7 @@ def translate_command(
 ) -> None:
     """Translate an image between a CycleGAN's two domains (e.g. handwritten <-> printed digits)."""
     from aigc.loading import load
+    from aigc.safety import default_policy
 
     target = _checked_target(out or Path("translated") / f"{image.stem}.png", force)
     model = load(run)
@@ -115,5 +117,5 @@ def translate_command(
         raise AigcError(f"{run} is a {model.info.family} model; translate takes a cyclegan run", field="RUN",
                         fix="train one: aigc train cyclegan-digits --out runs/cyclegan-digits (or use aigc stylize / generate)")
     request = {"image": str(image), "direction": "b_to_a" if reverse else "a_to_b", "seed": 0}
-    batch = model.generate(request)
+    batch = model.generate(request, policy=default_policy())
     console.print(f"wrote {_save_one(batch, target)}", highlight=False)

@@ -25,6 +25,8 @@ Detection (`detect`), for a file of any size:
 
 Images smaller than MIN_SIDE pixels are not marked: a 28x28 MNIST digit holds less than one tile, and even
 256 pixels hold only ~7 tiles, which is what the measured robustness rests on (benchmarks/safety_watermark.py).
+A grid (save_grid) that reaches MIN_SIDE is marked as one picture (ImageWatermark.mark_picture), more
+strongly where its borders and flat backgrounds need it.
 """
 
 from __future__ import annotations
@@ -221,11 +223,24 @@ def detect(image: np.ndarray, key: str) -> ImageDetection:
 # ------------------------------------------------------------------------------------------ the pipeline hook
 
 
+def reads_back(image: np.ndarray, key: str) -> bool:
+    """Whether the key's mark reads back from `image` as it was made (scale 1, no turn): the check a
+    composed picture's embedding uses to pick its strength."""
+    values, _ = _aligned(_residual(_luminance(image)), key)
+    return BITS - int(((values > 0).astype(int) == _layout(key)[0]).sum()) <= MAX_WRONG_BITS
+
+
+# Strengths tried for a grid, weakest first: the borders between its images and the flat black or white
+# backgrounds of small digits and emoji (where half of any change is clipped away) hide much of the mark.
+GRID_STRENGTHS = (STRENGTH, 2 * STRENGTH, 3 * STRENGTH, 4 * STRENGTH)
+
+
 @dataclass(frozen=True)
 class ImageWatermark:
     """An artifact hook for `GenerationPolicy.after`: marks every image of an ImageBatch that is at least
     MIN_SIDE pixels on its shorter side, and records the scheme in the batch's parameters (so the PNG says
-    it is marked); smaller images pass unchanged (they cannot hold the mark, see the module docstring)."""
+    it is marked); smaller images pass unchanged (they cannot hold the mark). A batch of several images
+    also gets `mark_picture` as a picture hook, so the grid save_grid composes is marked as one picture."""
 
     key: str
 
@@ -234,7 +249,22 @@ class ImageWatermark:
 
         from aigc.generation.outputs import ImageBatch
 
-        if not isinstance(artifact, ImageBatch) or min(artifact.images.shape[1:3]) < MIN_SIDE:
+        if not isinstance(artifact, ImageBatch):
             return artifact
+        hooks = (*artifact.picture_hooks, self.mark_picture) if len(artifact) > 1 else artifact.picture_hooks
+        if min(artifact.images.shape[1:3]) < MIN_SIDE:
+            return artifact if len(artifact) == 1 else dataclasses.replace(artifact, picture_hooks=hooks)
         marked = np.stack([embed(image, self.key) for image in artifact.images])
-        return dataclasses.replace(artifact, images=marked, parameters={**artifact.parameters, "watermark": SCHEME})
+        return dataclasses.replace(artifact, images=marked, parameters={**artifact.parameters, "watermark": SCHEME}, picture_hooks=hooks)
+
+    def mark_picture(self, picture: np.ndarray, parameters: dict) -> tuple[np.ndarray, dict]:
+        """A composed picture (a grid) of at least MIN_SIDE pixels, marked as one image at the weakest of
+        GRID_STRENGTHS that reads back (its images' own marks, if any, sit at other offsets and do not make
+        the grid readable); left unmarked, and not labelled so, when none does."""
+        if min(picture.shape[:2]) < MIN_SIDE:
+            return picture, parameters
+        for strength in GRID_STRENGTHS:
+            marked = embed(picture, self.key, strength)
+            if reads_back(marked, self.key):
+                return marked, {**parameters, "watermark": SCHEME, "grid_watermark_strength": strength}
+        return picture, parameters
