@@ -31,8 +31,10 @@ def test_a_search_runs_its_trials_through_the_loop_and_writes_the_best_config_as
         assert row["values"]["model.embedding_dim"] in ("8", "16", "32")
         if row["parameters"] > 10_000:  # embedding_dim 32 (15,072): over the constraint, never trained
             assert row["state"].startswith("pruned untrained: ") and row["steps"] == 0 and "metric" not in row
-        else:
+        elif row["state"] == "complete":
             assert row["steps"] <= 6 and row["metric"] > 0 and (tmp_path / "search" / f"trial-{row['trial']:03d}").is_dir()
+        else:
+            assert row["state"].startswith("repeat of trial")
     best = results["best"]
     assert best["metric"] == min(row["metric"] for row in rows if row["state"] == "complete")
     written = load_config(str(tmp_path / "search" / "best.toml"))
@@ -82,3 +84,12 @@ def test_the_command_line_searches_and_a_metric_no_pass_reports_is_named(tmp_pat
         from aigc.optimize.search import search
 
         search("gpt-tiny", tmp_path / "m", ["model.embedding_dim=8"], trials=1, metric="val/fid", overrides=FIXED)
+
+
+def test_a_combination_picked_again_reuses_its_result_instead_of_training_again(tmp_path):
+    from aigc.optimize.search import search
+
+    results = search("gpt-tiny", tmp_path / "r", ["model.embedding_dim=16"], trials=3, overrides=FIXED)
+    first, *repeats = results["trials"]
+    assert first["state"] == "complete" and [r["state"] for r in repeats] == ["repeat of trial 0"] * 2
+    assert all(r["metric"] == first["metric"] for r in repeats) and not (tmp_path / "r" / "trial-001").exists()

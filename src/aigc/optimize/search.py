@@ -125,6 +125,10 @@ def search(preset: str, out: str | Path, space: list[str], *, trials: int, budge
         config = load_config(preset, trial_overrides)
         row: dict[str, Any] = {"trial": trial.number, "values": chosen, "state": "running"}
         rows.append(row)
+        earlier = next((r for r in rows[:-1] if r["values"] == chosen and r["state"] == "complete"), None)
+        if earlier is not None:  # TPE may pick a finished combination again: a seeded run would repeat itself
+            row.update(parameters=earlier["parameters"], metric=earlier["metric"], state=f"repeat of trial {earlier['trial']}")
+            return earlier["metric"]
         run_dir = out / f"trial-{trial.number:03d}"
         reporter = ReportToTrial(trial, metric, max_parameters)
         started = time.perf_counter()
@@ -144,7 +148,7 @@ def search(preset: str, out: str | Path, space: list[str], *, trials: int, budge
         return reporter.last
 
     study.optimize(objective, n_trials=trials, timeout=None if budget_minutes is None else budget_minutes * 60)
-    complete = [row for row in rows if row["state"] == "complete"]
+    complete = [row for row in rows if row["state"] == "complete"]  # (repeats point at one of these)
     if not complete:
         raise AigcError(f"no trial finished ({len(rows)} tried: {'; '.join(row['state'] for row in rows[:4])})", field="--trials",
                         fix="raise --trials or --budget-minutes, or loosen --max-parameters")
