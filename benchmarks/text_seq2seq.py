@@ -33,7 +33,7 @@ import torch
 import aigc
 from aigc.config import load_config
 from aigc.data import load_dataset
-from aigc.data.text import pair_prompt
+from aigc.data.text import PAIR_SEPARATOR, pair_prompt
 from aigc.generation.text import TextRequest
 from aigc.metrics.text import bleu, rouge_l
 from aigc.training.loop import fit
@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=4)
     parser.add_argument("--show", type=int, default=5, help="examples printed")
     parser.add_argument("--last", action="store_true", help="score the last --count validation pairs instead of the first")
+    parser.add_argument("--decode", action="append", default=[], metavar="KEY=VALUE",
+                        help="more TextRequest settings, e.g. length_penalty=2 or, with --beams 1, temperature=0.8 (pair i uses seed i)")
     parser.add_argument("--max-tokens", type=int, default=None, help="a language model's reply length limit (default: half its context)")
     args = parser.parse_args()
 
@@ -94,8 +96,11 @@ def main() -> None:
     settings = model.module.config
     language_model = not hasattr(settings, "max_target_length")
     max_tokens = (args.max_tokens or settings.context_length // 2) if language_model else settings.max_target_length
-    for source in sources:
-        request = TextRequest(prompt=pair_prompt(source) if language_model else source, num_beams=args.beams, max_tokens=max_tokens)
+    decode = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.decode)}
+    for index, source in enumerate(sources):
+        # A language model's reply ends at <eos> (what it was fine-tuned to emit) or, failing that, at a blank line.
+        prompt, stop = (pair_prompt(source), [PAIR_SEPARATOR]) if language_model else (source, [])
+        request = TextRequest(prompt=prompt, stop=stop, num_beams=args.beams, max_tokens=max_tokens, seed=index, **decode)
         hypotheses.append(model.generate(request).text.strip())
     decode_seconds = time.perf_counter() - started
 
@@ -106,7 +111,8 @@ def main() -> None:
         "held_out_pairs": f"{len(held_out)}, the {'last' if args.last else 'first'} of {len(data.val)} validation pairs",
         "max_tokens": max_tokens,
         "beams": args.beams,
-        "steps": model.provenance["step"],
+        "decode": decode,
+        "steps": model.info.step,
         "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "decode_seconds": round(decode_seconds, 1),
         "threads": torch.get_num_threads(),
