@@ -3,7 +3,8 @@ hyperparameter search with Optuna, every trial an ordinary run of the one traini
 
     1. The space: KEY=V1,V2,... per `--space`, each value an override the config system validates (an unknown
        key or a bad value fails before any training, naming the key; an empty list of values too).
-    2. Each trial: Optuna's TPE sampler picks one value per key; the size constraint is checked on the network
+    2. Each trial: Optuna's TPE sampler picks one value per key (trial 0 takes the preset's own values when
+       the space holds them, so the table shows the hand-tuned point beside what the search found); the size constraint is checked on the network
        the loop builds (generation weights, as `aigc optimize` counts them): one over it stops before step 1.
     3. The run trains through `training.loop.fit` with the default callbacks plus `ReportToTrial`, which hands
        each validation pass's metric to Optuna; the median rule (MedianPruner) stops a trial whose metric is
@@ -38,6 +39,25 @@ class Space:
 
     key: str
     values: tuple[str, ...]
+
+
+def _setting(raw: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def preset_values(spaces: list[Space], preset: str, overrides: list[str]) -> dict[str, str] | None:
+    """The space's values that equal the preset's own settings (compared after validation, so 3e-3 is
+    0.003), one per key; None when the preset's setting of some key is not among the values."""
+    own = load_config(preset, overrides).to_dict()
+    chosen = {}
+    for space in spaces:
+        same = [v for v in space.values if _setting(load_config(preset, [*overrides, f"{space.key}={v}"]).to_dict(), space.key) == _setting(own, space.key)]
+        if not same:
+            return None
+        chosen[space.key] = same[0]
+    return chosen
 
 
 def parse_space(items: list[str], preset: str, overrides: list[str]) -> list[Space]:
@@ -118,6 +138,9 @@ def search(preset: str, out: str | Path, space: list[str], *, trials: int, budge
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials))
     rows: list[dict[str, Any]] = []
+    baseline = preset_values(spaces, preset, overrides)
+    if baseline is not None:  # trial 0 is the preset as written: the hand-tuned point the search is measured against
+        study.enqueue_trial(baseline)
 
     def objective(trial: Any) -> float:
         chosen = {s.key: trial.suggest_categorical(s.key, list(s.values)) for s in spaces}
@@ -161,7 +184,8 @@ def search(preset: str, out: str | Path, space: list[str], *, trials: int, budge
     results = {"format": "aigc-search", "preset": preset, "overrides": overrides, "metric": metric, "direction": "minimize",
                "max_parameters": max_parameters, "budget_minutes": budget_minutes, "sampler": f"TPE (seed {seed}, {startup_trials} random first)",
                "pruner": f"median rule after {startup_trials} trials", "space": {s.key: list(s.values) for s in spaces},
-               "trials": rows, "best": {**best, "preset_file": str(out / BEST)}, "optuna": optuna.__version__}
+               "trials": rows, "best": {**best, "preset_file": str(out / BEST)}, "optuna": optuna.__version__,
+               "preset_values": baseline}
     atomic_write_text(out / RESULTS_JSON, json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / RESULTS_MD, markdown(results))
     return results
@@ -176,6 +200,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {row['trial']} | {' | '.join(str(row['values'][k]) for k in keys)} | {row.get('parameters', 0):,} | {value} "
                      f"| {row.get('steps', '-')} | {row.get('seconds', '-')} | {row['state']} |")
     best = results["best"]
+    if results.get("preset_values") is not None:
+        lines += ["", f"Trial 0 is the preset's own values ({', '.join(f'{k}={v}' for k, v in results['preset_values'].items())})."]
     lines += ["", f"Best: trial {best['trial']} ({', '.join(f'{k}={v}' for k, v in best['values'].items())}), "
               f"{results['metric']} {best['metric']:.5g}; preset written to {best['preset_file']}."]
     return "\n".join(lines) + "\n"
