@@ -201,7 +201,9 @@ class TextIndex:
         text = _squash(text)
         if len(text) < self.n:
             return 0.0, ""
-        found = np.isin(_window_hashes(text, self.n), self.hashes)
+        windows = _window_hashes(text, self.n)
+        at = np.minimum(np.searchsorted(self.hashes, windows), len(self.hashes) - 1)  # binary search in the sorted index
+        found = self.hashes[at] == windows if len(self.hashes) else np.zeros(len(windows), dtype=bool)
         covered = np.zeros(len(text), dtype=bool)
         for start in np.flatnonzero(found):
             covered[start : start + self.n] = True
