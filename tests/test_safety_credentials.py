@@ -137,3 +137,39 @@ def test_missing_expired_and_unusable_certificates_are_clear_errors(keys, tmp_pa
     assert error.value.field == "DIR"
     refused = aigc("generate", "dcgan-mnist", "--out", str(tmp_path / "x.png"), env={"AIGC_SIGNING_DIR": str(old)})
     assert refused.returncode == 2 and "expired" in refused.stderr and "Traceback" not in refused.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_a_signed_checkpoint_loads_under_aigc_require_signature_and_a_changed_one_does_not(keys, tmp_path, monkeypatch):
+    import shutil
+
+    from helpers import train_tiny
+
+    import aigc as api
+    from aigc.errors import CheckpointError
+
+    run = train_tiny("dcgan", tmp_path / "dcgan").run_dir
+    unsigned = tmp_path / "unsigned"
+    shutil.copytree(run, unsigned)
+    signed = aigc("keys", "sign", str(run), "--keys", str(keys))
+    assert signed.returncode == 0 and "signature.json" in signed.stdout and "DEVELOPMENT" in signed.stdout, signed.stderr
+    intact = tmp_path / "intact"
+    shutil.copytree(run, intact)
+    assert aigc("verify", str(run), "--trust", str(keys / CA_FILE)).returncode == 0
+    stranger = init_signing(tmp_path / "stranger")
+    refused = aigc("verify", str(run), "--trust", str(stranger / CA_FILE))
+    assert refused.returncode == 1 and "not issued by a trusted CA" in refused.stdout
+
+    monkeypatch.setenv("AIGC_REQUIRE_SIGNATURE", str(keys / CA_FILE))
+    assert api.load(str(run)).generate({"count": 1, "seed": 0}).images.shape[0] == 1
+    with pytest.raises(CheckpointError, match="is not signed") as error:
+        api.load(str(unsigned))
+    assert error.value.field == "AIGC_REQUIRE_SIGNATURE" and "aigc keys sign" in error.value.fix
+    from aigc.checkpoint import SIDECAR, resolve_checkpoint
+
+    sidecar = resolve_checkpoint(run) / SIDECAR
+    sidecar.write_text(sidecar.read_text().replace('"step": ', '"step":  '))  # one byte more, same JSON
+    with pytest.raises(CheckpointError, match="changed after it was signed"):
+        api.load(str(run))
+    monkeypatch.setenv("AIGC_REQUIRE_SIGNATURE", str(stranger / CA_FILE))
+    with pytest.raises(CheckpointError, match="not issued by a trusted CA"):
+        api.load(str(intact))

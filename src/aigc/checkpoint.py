@@ -7,6 +7,7 @@ A checkpoint is a folder, published atomically (written under a temporary name, 
         ema.safetensors        EMA weights, when training kept them (generation prefers them)
         state.safetensors      optimizer moments, RNG states, ... (only what exact resume needs)
         checkpoint.json        config, step, metrics, package versions, data fingerprint, sha256 of each file
+        signature.json         optional: a signer's signature over checkpoint.json (`aigc keys sign RUN`)
     checkpoints/latest         the name of the newest complete checkpoint (written last, atomically)
 
 Every file is fsynced before the folder is renamed into place. When `latest` is missing or names a
@@ -39,6 +40,8 @@ from aigc.files import atomic_write_text, publish_directory, sha256_file
 FORMAT = "aigc-checkpoint"
 FORMAT_VERSION = 1
 SIDECAR = "checkpoint.json"
+SIGNATURE = "signature.json"  # a signature over the sidecar, which holds the sha256 of every file
+SIGNATURE_SCHEME = "aigc-checkpoint-signature-v1"
 _TENSOR = "__tensor__"
 
 
@@ -311,3 +314,51 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], *, sour
             fix="the weights and checkpoint.json come from different runs or versions",
         )
     model.load_state_dict(state, strict=not left_out)
+
+
+def signature_problem(checkpoint: Path, trust_pem: bytes, now: datetime | None = None) -> str | None:
+    """Why `checkpoint`'s signature does not hold, or None when it does: signature.json signs the exact bytes
+    of checkpoint.json (and so, through its sha256 list, every weights file) with a certificate that a CA in
+    `trust_pem` issued and that was valid when checked. Written by `aigc keys sign` (safety/credentials.py)."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    path = checkpoint / SIGNATURE
+    if not path.is_file():
+        return f"it is not signed (no {SIGNATURE})"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        chain = x509.load_pem_x509_certificates(document["certificates"].encode("ascii"))
+        signature = base64.b64decode(document["signature"])
+        anchors = x509.load_pem_x509_certificates(trust_pem)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return f"{path} or the trust anchors cannot be read ({error})"
+    if document.get("scheme") != SIGNATURE_SCHEME:
+        return f"{path} is not an aigc checkpoint signature (scheme {document.get('scheme')!r})"
+    leaf, key = chain[0], chain[0].public_key()
+    try:
+        signed = (checkpoint / SIDECAR).read_bytes()
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, signed)
+        else:
+            return f"the signing key is a {type(key).__name__}; ES256 and Ed25519 are accepted"
+    except InvalidSignature:
+        return f"the signature does not match {SIDECAR}: the checkpoint was changed after it was signed"
+    now = now or datetime.now(timezone.utc)
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        return f"the signer's certificate is valid {leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}, not now"
+    for issuer, anchor in ((certificate, anchor) for certificate in chain for anchor in anchors):
+        try:
+            (leaf if issuer is leaf else issuer).verify_directly_issued_by(anchor)
+            if issuer is not leaf:
+                leaf.verify_directly_issued_by(issuer)  # leaf <- intermediate <- anchor
+            return None
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    return f"the signer ({leaf.subject.rfc4514_string()}) was not issued by a trusted CA"

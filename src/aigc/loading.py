@@ -74,15 +74,35 @@ class LoadedModel:
         return self
 
 
+REQUIRE_SIGNATURE = "AIGC_REQUIRE_SIGNATURE"  # a PEM file of CAs: load only checkpoints one of them signed
+
+
+def _check_signature(checkpoint: Path) -> None:
+    """With AIGC_REQUIRE_SIGNATURE=CA.pem set, refuse a checkpoint without a valid signature from those CAs."""
+    import os
+
+    anchors = os.environ.get(REQUIRE_SIGNATURE)
+    if not anchors:
+        return
+    if not Path(anchors).is_file():
+        raise CheckpointError(f"{anchors} is not a file", field=REQUIRE_SIGNATURE, fix="name a PEM file of the CA certificates whose signers you trust, e.g. keys/ca.pem")
+    problem = ckpt.signature_problem(checkpoint, Path(anchors).read_bytes())
+    if problem is not None:
+        raise CheckpointError(f"{checkpoint} is refused: {problem}", field=REQUIRE_SIGNATURE,
+                              fix=f"sign it with a trusted key (aigc keys sign {checkpoint} --keys DIR), or unset {REQUIRE_SIGNATURE}")
+
+
 def load(path: str | Path, *, device: str = "cpu", weights: str = "auto") -> LoadedModel:
     """A trained model from a run folder or checkpoint, in eval mode, ready for `generate`.
 
     `path` may also be the name of a model in the zoo (`aigc models list`), e.g. "dcgan-mnist".
     weights: "auto" (EMA weights when the run kept them), "ema" or "model".
+    With AIGC_REQUIRE_SIGNATURE=CA.pem, a checkpoint loads only when one of those CAs' signers signed it.
     """
     from aigc import zoo
 
     checkpoint = ckpt.resolve_checkpoint(zoo.resolve(path))
+    _check_signature(checkpoint)
     sidecar = ckpt.read_sidecar(checkpoint)
     try:
         config = RunConfig.from_dict(sidecar["config"])

@@ -256,7 +256,7 @@ from aigc.cli.music import render_command  # noqa: E402
 from aigc.cli.optimize import optimize_command  # noqa: E402
 from aigc.cli.search import search_command  # noqa: E402
 from aigc.cli.robustness import robustness_command  # noqa: E402
-from aigc.cli.safety import init_signing_command, moderate_command, verify_command  # noqa: E402
+from aigc.cli.safety import init_signing_command, moderate_command, sign_command, verify_command  # noqa: E402
 from aigc.cli.stylize import stylize_command, translate_command  # noqa: E402
 from aigc.cli.text import prepare_command  # noqa: E402
 from aigc.studio.cli import studio_app, worker  # noqa: E402
@@ -272,6 +272,7 @@ app.command("verify")(verify_command)
 app.command("robustness")(robustness_command)
 keys_app = typer.Typer(help="Signing credentials for content credentials (C2PA).", no_args_is_help=True)
 keys_app.command("init-signing")(init_signing_command)
+keys_app.command("sign")(sign_command)
 app.add_typer(keys_app, name="keys")
 app.command("eval")(eval_command)
 data_app.command("prepare")(prepare_command)

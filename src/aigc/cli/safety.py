@@ -59,13 +59,16 @@ def verify_command(
     from aigc.safety.settings import SafetySettings
     from aigc.safety.verify import verify, verify_text
 
-    if not file.is_file():
-        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image, WAV or text")
     settings = SafetySettings.from_env()
     key = key or settings.watermark_key
     trust = trust or settings.trust_anchors
     if trust is not None and not trust.is_file():
         raise AigcError(f"{trust} is not a file", field="--trust", fix="give a PEM file of CA certificates, e.g. the ca.pem of `aigc keys init-signing`")
+    if file.is_dir():
+        _verify_checkpoint(file, trust)
+        return
+    if not file.is_file():
+        raise AigcError(f"{file} is not a file", field="FILE", fix="give the path of a generated image, WAV or text (or a run folder, for its signature)")
     if file.suffix.lower() == ".txt":
         if model is None:
             raise AigcError("a text's watermark is read with the tokenizer of the model that wrote it", field="--model", fix="add --model NAME (a zoo name or a run folder), e.g. --model gpt-shakespeare")
@@ -108,3 +111,38 @@ def init_signing_command(
     console.print(f"wrote DEVELOPMENT signing credentials ({algorithm}, {days} days) to {escape(str(folder))}", highlight=False)
     console.print(f"  sign:   AIGC_SIGNING_DIR={escape(str(folder))} aigc generate ...", highlight=False)
     console.print(f"  verify: aigc verify FILE --trust {escape(str(folder / CA_FILE))}", highlight=False)
+
+
+def _verify_checkpoint(folder: Path, trust: Optional[Path]) -> None:
+    """A run or checkpoint folder: whether its signature (aigc keys sign) holds for the trusted CAs."""
+    from aigc import checkpoint as ckpt
+    from aigc.errors import AigcError
+
+    checkpoint = ckpt.resolve_checkpoint(folder)
+    if trust is None:
+        raise AigcError("a checkpoint's signature is checked against the CAs you trust", field="--trust", fix="add --trust CA.pem (or set AIGC_TRUST_ANCHORS)")
+    problem = ckpt.signature_problem(checkpoint, trust.read_bytes())
+    if problem is None:
+        console.print(f"[bold green]signed[/]: {escape(str(checkpoint))} — checkpoint.json, and through its sha256 list every weights file, "
+                      f"is as a signer issued by {escape(str(trust))} signed it", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[bold red]not verified[/]: {escape(str(checkpoint))}: {escape(problem)}", highlight=False, soft_wrap=True)
+    sys.exit(NOT_MARKED_EXIT)
+
+
+def sign_command(
+    run: Path = typer.Argument(..., help="A run folder or checkpoint (a zoo export too) to sign."),
+    keys: Optional[Path] = typer.Option(None, "--keys", help="The signing folder (default: AIGC_SIGNING_DIR)."),
+) -> None:
+    """Sign a checkpoint: RUN/.../signature.json over its checkpoint.json (which lists the sha256 of every
+    weights file). With AIGC_REQUIRE_SIGNATURE=CA.pem, loading refuses checkpoints without a valid one."""
+    from aigc.errors import AigcError
+    from aigc.safety.credentials import SigningCredentials, sign_checkpoint
+    from aigc.safety.settings import SafetySettings
+
+    folder = keys or SafetySettings.from_env().signing_dir
+    if folder is None:
+        raise AigcError("no signing folder given", field="--keys", fix="add --keys DIR (made by `aigc keys init-signing DIR`) or set AIGC_SIGNING_DIR")
+    credentials = SigningCredentials.load(folder, field_name="--keys")
+    path = sign_checkpoint(run, credentials)
+    console.print(f"wrote {escape(str(path))} (signed by {escape(credentials.subject)}{', DEVELOPMENT credentials' if credentials.development else ''})", highlight=False)

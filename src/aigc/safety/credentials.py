@@ -17,7 +17,9 @@ digitalSignature, the emailProtection extended key usage, a chain up to a CA (th
 to be trusted), within its validity period. ES256 (ECDSA P-256) and Ed25519 keys both sign.
 
 A signing folder holds `signer.pem` (the signer's certificate followed by its CA's) and `signer.key` (its
-private key, PKCS#8 PEM); `ca.pem` is the CA that verifiers add as a trust anchor.
+private key, PKCS#8 PEM); `ca.pem` is the CA that verifiers add as a trust anchor. The same credentials
+sign checkpoints and zoo entries (`aigc keys sign RUN`: a signature over checkpoint.json, which lists
+the sha256 of every weights file), and AIGC_REQUIRE_SIGNATURE=CA.pem makes `load` refuse unsigned ones.
 """
 
 from __future__ import annotations
@@ -245,6 +247,28 @@ class ContentCredentials:
         if file.media_type not in SIGNED_TYPES:
             return file
         return dataclasses.replace(file, data=sign_bytes(file.data, file.media_type, manifest_for(file), self.credentials))
+
+
+def sign_checkpoint(checkpoint: str | Path, credentials: SigningCredentials) -> Path:
+    """Write checkpoint/signature.json: a signature over the exact bytes of its checkpoint.json (which lists
+    the sha256 of every weights file), with the signer's certificate chain; `aigc.checkpoint.signature_problem`
+    checks it, and `load` requires it under AIGC_REQUIRE_SIGNATURE."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from aigc import checkpoint as ckpt
+    from aigc.files import atomic_write_text
+
+    folder = ckpt.resolve_checkpoint(checkpoint)
+    ckpt.read_sidecar(folder)  # an aigc checkpoint, readable
+    signed = (folder / ckpt.SIDECAR).read_bytes()
+    key = serialization.load_pem_private_key(credentials.key_pem, password=None)
+    signature = key.sign(signed, ec.ECDSA(hashes.SHA256())) if credentials.algorithm == "es256" else key.sign(signed)
+    document = {"scheme": ckpt.SIGNATURE_SCHEME, "signed_file": ckpt.SIDECAR, "algorithm": credentials.algorithm, "signer": credentials.subject,
+                "development": credentials.development, "certificates": credentials.chain_pem.decode("ascii"), "signature": base64.b64encode(signature).decode("ascii")}
+    return atomic_write_text(folder / ckpt.SIGNATURE, json.dumps(document, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ reading
