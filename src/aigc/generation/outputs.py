@@ -5,6 +5,10 @@
 Every PNG written here carries text chunks `model`, `seed`, `label`, `parameters` (the AUTOMATIC1111-style
 text that generation UIs read) and `aigc` (all of it as JSON), written by `generation/metadata.py` as the
 studio writes them, and holds no timestamp, so the same seed gives byte-identical files.
+
+The policy's artifact hooks may leave `file_hooks` on an artifact (applied to every encoded file: content
+credentials sign it) and `picture_hooks` on an ImageBatch (applied to a grid before it is encoded: its
+watermark); `files()`, `save`, `save_each` and `save_grid` all go through them.
 """
 
 from __future__ import annotations
