@@ -49,6 +49,7 @@ def generate_command(
     image: Optional[str] = typer.Option(None, "--image", help="Models that read an image (a captioner, image-to-image translation): its file."),
     param: list[str] = typer.Option([], "--param", help="Any other request field of this model: --param key=value (TOML value; repeatable)."),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime: the run's ONNX export of its GAN generator, diffusion U-Net or GPT (prefill + KV-cache decode graphs; aigc optimize RUN --out RUN-onnx --export onnx)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the GAN generator or diffusion U-Net where benchmarks showed it pays (says so, and stays eager, where not); the first request compiles (tens of seconds)."),
 ) -> None:
     """Generate with a trained model. Images: a PNG grid carrying model, seed, label and parameters.
     Text: printed, and saved as a .txt file with a .json record of the prompt, seeds and settings."""
@@ -60,7 +61,14 @@ def generate_command(
     if backend != "torch":
         from aigc.optimize.export import with_backend
 
+        if compile_:
+            raise AigcError("--compile compiles the PyTorch networks; --backend onnxruntime runs none", field="--compile",
+                            fix="use one of --compile and --backend onnxruntime")
         model = with_backend(model, backend)
+    if compile_:
+        from aigc.optimize.compile import with_compile
+
+        model = with_compile(model)
     default_folder = Path(run) / "generated" if Path(run).is_dir() else Path("generated") / str(run)  # a zoo name
     if reconstruct is not None:
         target = _checked_target(out or default_folder / f"reconstruct-{reconstruct}.png", force)
