@@ -18,9 +18,10 @@ Special tokens are ids, never text: a user's text that contains "<eos>" is encod
     bpe   byte-level BPE trained with the `tokenizers` package (Sennrich et al. 2016,
           https://arxiv.org/abs/1508.07909; byte-level as in GPT-2): any UTF-8 text encodes, nothing is unknown
     event space-separated symbols (note-event text of the chorale models, aigc.signal.music): one token per
-          symbol and per line break, spaces are not tokens
+          symbol and per line break, spaces are not tokens (decoding writes one space after each symbol)
 
-Round trip: `decode(encode(text)) == text` for any text whose symbols are in the vocabulary (always, for bpe).
+Round trip: `decode(encode(text)) == text` for any text whose symbols are in the vocabulary (always, for bpe;
+for event, up to the spaces between symbols).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ _EVENT_PATTERN = re.compile(r"\n|[^\s]+")
 
 class EventTokenizer(SymbolTokenizer):
     """Space-separated symbols and line breaks, e.g. note-event text (aigc.signal.music): `t4 p67 d2`. A
-    symbol is one token, spaces are not tokens (decoding puts one between symbols), a line break is one."""
+    symbol is one token, spaces are not tokens (decoding writes one after each symbol), a line break is one."""
 
     kind = "event"
 
@@ -162,8 +163,10 @@ class EventTokenizer(SymbolTokenizer):
         return _EVENT_PATTERN.findall(text)
 
     def decode(self, ids: Iterable[int]) -> str:
+        # Each symbol with its own trailing space, so decode(a + b) == decode(a) + decode(b) (text is decoded
+        # piece by piece as it is generated); a line break stands alone.
         pieces = [self.symbols[i - NUM_SPECIAL] if i >= NUM_SPECIAL else UNKNOWN_TEXT for i in map(int, ids) if i >= NUM_SPECIAL or i == UNK]
-        return re.sub(r" ?\n ?", "\n", " ".join(pieces))
+        return "".join(piece if piece == "\n" else piece + " " for piece in pieces)
 
 
 class BPETokenizer(Tokenizer):
