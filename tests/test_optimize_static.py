@@ -63,6 +63,7 @@ def test_a_statically_quantised_dcgan_is_smaller_loads_generates_and_names_what_
     assert all("BatchNorm" not in why for why in record["float_layers"].values())  # norms are no weight layers to list
     report = json.loads((out / "optimize.json").read_text())
     assert report["ratios"]["file_bytes"] > 3 and report["optimized"]["latency_s"] > 0
+    assert report["optimized"]["float_layers"] == record["float_layers"]
     loaded = aigc.load(out)
     assert isinstance(loaded.module.generator.network.body[2], StaticInt8)
     request = LatentImageRequest(count=3, seed=5)
@@ -88,3 +89,13 @@ def test_layers_without_a_kernel_or_beyond_tolerance_stay_float_and_none_left_is
     record = quantize_static(network, lambda: network[:3](torch.randn(2, 1, 8, 8)))  # the last conv never runs
     assert record["layers"] == ["0", "2"] and "never ran" in record["float_layers"]["3"]
     assert isinstance(network[0], StaticInt8) and type(network[3]) is nn.Conv2d
+
+
+def test_the_report_names_the_layers_left_in_float32(tmp_path_factory, tmp_path):
+    run = tiny_run(tmp_path_factory, "wavegan", "train.max_steps=1")  # a Linear projection, then 1-d transposed convs
+    out = tmp_path / "static"
+    result = optimize(run, out, Plan(quantize="static", calibrate=1), settings=Settings(repeats=1, images=2), measure_quality=False)
+    kept = result.transforms[-1]["float_layers"]
+    assert kept and all("ConvTranspose1d: no static int8 kernel" in why for why in kept.values())
+    text = (out / "optimize.md").read_text()
+    assert "Left in float32 by the quantisation" in text and next(iter(kept)) in text

@@ -115,8 +115,17 @@ def quality(model: LoadedModel, settings: Settings) -> dict[str, Any]:
     return {"metric": "-", "value": None, "why": f"no quality score for {modality} models yet"}
 
 
+def float_layers(model: LoadedModel) -> dict[str, str]:
+    """Layers a quantisation left in float32 -> why (the static record says why; the dynamic one lists them)."""
+    kept: dict[str, str] = {}
+    for record in model.info.sidecar.get("transforms", []):
+        layers = record.get("float_layers") or {}
+        kept.update(layers if isinstance(layers, dict) else {path: "no dynamic int8 kernel" for path in layers})
+    return kept
+
+
 def describe(model: LoadedModel) -> dict[str, Any]:
-    return {"model": model.info.model_name, "checkpoint": str(model.info.checkpoint),
+    return {"model": model.info.model_name, "checkpoint": str(model.info.checkpoint), "float_layers": float_layers(model),
             "transforms": [t["name"] for t in model.info.sidecar.get("transforms", [])]
             + ([f"distilled from {model.info.sidecar['distilled_from']['teacher']}"] if "distilled_from" in model.info.sidecar else []),
             **parameter_counts(model.module), "file_bytes": weights_bytes(model)}
@@ -176,6 +185,9 @@ def markdown(report: dict[str, Any]) -> str:
     delta = "" if "quality_delta" not in ratios else f", quality {ratios['quality_delta']:+} ({ratios['quality_delta_percent']:+}%)"
     settings = report["settings"]
     onnx = f" (onnxruntime {ratios['speedup_onnxruntime']}x)" if "speedup_onnxruntime" in ratios else ""
+    kept = report["optimized"].get("float_layers") or {}
+    if kept:
+        lines += ["", f"Left in float32 by the quantisation ({len(kept)}): " + "; ".join(f"{path} ({why})" for path, why in kept.items()) + "."]
     lines += ["", f"Ratios (original / optimised): parameters {ratios['parameters']}x, weights in memory {ratios['memory_bytes']}x, file {ratios['file_bytes']}x, "
               f"speed {ratios['speedup']}x{onnx}{delta}. Latency: median of {settings['repeats']} generations of the same request "
               f"at {settings['threads']} thread(s), the two models alternating; {report['machine']}."]
