@@ -99,3 +99,13 @@ def test_the_report_names_the_layers_left_in_float32(tmp_path_factory, tmp_path)
     assert kept and all("ConvTranspose1d: no static int8 kernel" in why for why in kept.values())
     text = (out / "optimize.md").read_text()
     assert "Left in float32 by the quantisation" in text and next(iter(kept)) in text
+
+
+def test_an_output_layer_tied_to_the_embedding_stays_one_float_tensor(tmp_path_factory, tmp_path):
+    run = tiny_run(tmp_path_factory, "gpt")
+    result = optimize(run, tmp_path / "static", Plan(quantize="static", calibrate=1), settings=Settings(repeats=1, tokens=4), measure_quality=False)
+    record = result.transforms[-1]
+    assert "shares its weights with the embedding table token_embedding" in record["float_layers"]["output"]
+    assert "blocks.0.attention.qkv" in record["layers"] and result.report["ratios"]["parameters"] == 1.0  # no second copy
+    loaded = aigc.load(tmp_path / "static")
+    assert loaded.module.output.weight is loaded.module.token_embedding.weight  # tied again on load

@@ -69,7 +69,7 @@ class Plan:
         if self.export not in (None, "onnx"):
             raise AigcError(f"unknown export format {self.export!r}", field="--export", fix="use --export onnx")
         if self.export and self.quantize:
-            raise AigcError("an int8 network has no ONNX export here (quantized::linear_dynamic)", field="--export",
+            raise AigcError("an int8 network has no ONNX export here (its quantized:: kernels have no ONNX form)", field="--export",
                             fix="export the float model in one run (--export onnx) and quantise in another")
         if not any((self.prune, self.low_rank, self.separable, self.quantize, self.export)):
             raise AigcError("nothing to do: no optimisation was asked for", field="aigc optimize",

@@ -295,8 +295,11 @@ def quantize_static(module: nn.Module, calibrate, *, tolerance: float = STATIC_T
     composite = tuple(f"{path}." for path, layer in layers if isinstance(layer, COMPOSITE))
     float_layers: dict[str, str] = {}
     candidates = {}
+    tables = {id(layer.weight): path for path, layer in layers if type(layer) is nn.Embedding}
     for path, layer in layers:
-        if path.startswith(composite) and isinstance(layer, nn.Linear):
+        if type(layer) is nn.Linear and id(layer.weight) in tables:
+            float_layers[path] = f"shares its weights with the embedding table {tables[id(layer.weight)]} (kept one float tensor)"
+        elif path.startswith(composite) and isinstance(layer, nn.Linear):
             float_layers[path] = "inside a PyTorch Transformer layer (fused fast path reads its weights)"
         elif isinstance(layer, STATIC_KINDS) and getattr(layer, "padding_mode", "zeros") != "zeros":
             float_layers[path] = f"padding_mode={layer.padding_mode!r} (int8 kernels pad with zeros only)"
