@@ -38,10 +38,10 @@ def with_compile(model: LoadedModel) -> LoadedModel:
     warning that says why."""
     name = compiled_network(model)
     if name is None:
+        why = ("a language model's time goes to its token-by-token step; compiling the GPT's forward, which only the prefill "
+               "runs, measured 1.06x after a 199 s first request" if hasattr(model.module, "start_decoding") else "no measurement for it yet")
         warnings.warn(f"--compile: {model.info.family} generates eagerly: only GAN generators and diffusion U-Nets are compiled "
-                      "(a language model's time goes to its token-by-token step; compiling the GPT's forward, which only the "
-                      "prefill runs, measured 1.06x after a 199 s first request; see benchmarks/RESULTS.md)",
-                      AigcWarning, stacklevel=2)
+                      f"({why}; see benchmarks/RESULTS.md)", AigcWarning, stacklevel=2)
         return model
     what, speedup, request, first_call = MEASURED.get(name, (name, None, "", None))
     if speedup is not None and speedup < 1:
