@@ -140,15 +140,22 @@ async def load(base: str, clients: int, jobs_per_client: int, count: int) -> dic
     return {"jobs": clients * jobs_per_client, "seconds": wall, "jobs_per_second": clients * jobs_per_client / wall, "errors": errors, "p50": percentile(times, 50), "p95": percentile(times, 95)}
 
 
-def direct(model_path: str, samples: int) -> tuple[list[float], list[float]]:
-    """model.generate(16 images) alone, and with the PNG encoding the studio adds."""
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def direct(model_path: str, samples: int) -> tuple[list[float], list[float], float]:
+    """model.generate(16 images) alone, and with the PNG encoding the studio adds; and the CPU seconds per
+    call with the PNGs (a machine shared with other work slows the wall times, less the CPU times)."""
     import aigc
     from aigc.generation.requests import ImageRequest
 
     model = aigc.load(model_path)
-    generate, with_png = [], []
+    generate, with_png, cpu = [], [], 0.0
     for index in range(samples + 3):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         output = model.generate(ImageRequest(count=16, seed=index * 16))
         middle = time.perf_counter()
         output.files()  # the PNGs the studio stores
@@ -156,7 +163,8 @@ def direct(model_path: str, samples: int) -> tuple[list[float], list[float]]:
         if index >= 3:
             generate.append(middle - started)
             with_png.append(ended - started)
-    return generate, with_png
+            cpu += time.process_time() - started_cpu
+    return generate, with_png, cpu / samples
 
 
 def main() -> None:
@@ -178,14 +186,16 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or build_model(Path(folder))
-        generate, with_png = direct(model, args.samples)
+        generate, with_png, direct_cpu = direct(model, args.samples)
         port = free_port()
         server = start_server(model, Path(folder) / "studio", port, args.workers, args.batch_jobs)
         base = f"http://127.0.0.1:{port}"
         try:
             asyncio.run(wait_ready(base))
             api = asyncio.run(latency(base, args.samples, args.download))
+            server_cpu, client_cpu = process_cpu_seconds(server.pid), time.process_time()
             loaded = asyncio.run(load(base, args.clients, args.jobs_per_client, args.load_count))
+            server_cpu, client_cpu = process_cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
         finally:
             server.terminate()
             _, stderr = server.communicate(timeout=30)
@@ -198,6 +208,11 @@ def main() -> None:
         "throughput_ratio": loaded["jobs_per_second"] / direct_rate,
         "throughput_ratio_png": loaded["jobs_per_second"] / direct_png_rate,
         "added_latency_p50_ms": (statistics.median(api) - statistics.median(with_png)) * 1000,
+        # CPU per job: direct (generate + PNGs) against the server's CPU per job under load (clients' apart)
+        "direct_png_cpu_ms_per_job": direct_cpu * 1000,
+        "server_cpu_ms_per_job": server_cpu / loaded["jobs"] * 1000,
+        "client_cpu_ms_per_job": client_cpu / loaded["jobs"] * 1000,
+        "cpu_throughput_ratio_png": direct_cpu / (server_cpu / loaded["jobs"]),
         "direct_generate_p50_ms": statistics.median(generate) * 1000,
         "direct_generate_p95_ms": percentile(generate, 95) * 1000,
         "direct_generate_png_p50_ms": statistics.median(with_png) * 1000,
@@ -220,6 +235,8 @@ def main() -> None:
     print(f"throughput through the API / direct calls: {result['throughput_ratio']:.0%} of model.generate alone "
           f"({direct_rate:.1f} jobs/s), {result['throughput_ratio_png']:.0%} of model.generate + PNG encoding ({direct_png_rate:.1f} jobs/s); "
           f"a single job's added latency p50 (API - direct with PNGs): {result['added_latency_p50_ms']:.1f} ms")
+    print(f"CPU per job: direct with PNGs {result['direct_png_cpu_ms_per_job']:.1f} ms, the server under load {result['server_cpu_ms_per_job']:.1f} ms "
+          f"({result['cpu_throughput_ratio_png']:.0%} of direct per CPU second; the benchmark's clients used {result['client_cpu_ms_per_job']:.1f} ms more)")
     print(f"machine: {result['machine']}; load average {result['load_average']}")
     if loaded["errors"]:
         print("first errors:", loaded["errors"][:5], file=sys.stderr)
