@@ -1,0 +1,109 @@
+"""The zoo's sound models (specgan-digits, wavegan-digits, pianoroll-vae-chorales): shipped in the package
+without their training-only weights, loaded by name offline, seeded, and trained — each scores above a
+floor that the same network untrained (freshly initialised from the zoo's own config) fails."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+import aigc
+from aigc import zoo
+from aigc.errors import AigcWarning
+from aigc.generation.requests import AudioRequest
+from aigc.loading import LoadedModel, build_model
+from aigc.metrics.audio import load_digit_classifier, score_clips
+from aigc.metrics.music import share_in_key
+from aigc.signal.music import events_to_notes
+
+SOUND = ("specgan-digits", "wavegan-digits", "pianoroll-vae-chorales")
+IS_FLOOR = {"specgan-digits": 1.5}  # IS-DigitClassifier of 100 class-balanced clips (shipped: 1.9; untrained: 1.0)
+FD_FLOOR = {"wavegan-digits": 250.0, "specgan-digits": 100.0}  # FD-DigitClassifier to the test split (shipped: 141 and 41)
+IN_KEY_FLOOR = 0.85  # share of notes in each piece's key; an untrained VAE's random pitches: ~0.6
+
+
+def entry(name):
+    found = zoo.get_entry(name)
+    assert found is not None, f"{name} is not in the zoo"
+    return found
+
+
+def untrained(name):
+    """The zoo model's networks with fresh weights (seeded), keeping its data statistics (SpecGAN's
+    per-bin moments: measured from the data, not learnt), wrapped like a loaded one."""
+    torch.manual_seed(0)
+    trained = aigc.load(name)
+    module = build_model(trained.info.config).eval()
+    module.load_state_dict({k: v for k, v in trained.module.state_dict().items() if k.startswith("standardize.")}, strict=False)
+    return LoadedModel(module, trained.info)
+
+
+@pytest.mark.parametrize("name", SOUND)
+def test_the_zoo_ships_the_sound_models_without_training_only_weights(name):
+    item = entry(name)
+    assert item.modality == "audio" and item.steps > 0 and item.description and item.data_source and item.license
+    weights = next((item.path / "weights").glob("*.safetensors"))
+    with safe_open(str(weights), "pt") as tensors:
+        keys = list(tensors.keys())
+    assert keys and not any(key.startswith("discriminator.") for key in keys)
+    assert sum(path.stat().st_size for path in (item.path / "weights").iterdir()) < 8_000_000
+
+
+def test_zoo_audio_is_seeded_per_clip():
+    model = aigc.load("specgan-digits")
+    first = model.generate(AudioRequest(count=3, seed=4, labels=[7]))
+    again = aigc.load("specgan-digits").generate(AudioRequest(count=1, seed=5, labels=[7]))
+    assert first.waveforms.shape == (3, 16_384) and first.sample_rate == 16_000
+    # Clip i depends on seed + i alone (to float rounding: batch and single convolutions round differently,
+    # and Griffin-Lim's 32 iterations carry it; clips of different seeds differ by far more).
+    np.testing.assert_allclose(first.waveforms[1], again.waveforms[0], atol=2e-3)
+    assert np.abs(first.waveforms[0] - first.waveforms[1]).max() > 0.05
+
+
+def inception_score(model, count: int = 100) -> float:
+    clips = model.generate(AudioRequest(count=count, seed=0, labels=[i % 10 for i in range(count)]))
+    return score_clips(clips.waveforms, None, load_digit_classifier(), sample_rate=clips.sample_rate).inception_score
+
+
+@pytest.mark.parametrize("name", sorted(IS_FLOOR))
+def test_the_shipped_gan_scores_above_a_floor_an_untrained_one_fails(name):
+    trained = inception_score(aigc.load(name))
+    fresh = inception_score(untrained(name))
+    assert fresh < IS_FLOOR[name] < trained, (fresh, trained)
+
+
+def mean_share_in_key(model, count: int = 30) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AigcWarning)
+        clip = model.generate(AudioRequest(count=count, seed=0))
+    pieces = [events_to_notes(events).notes for _, events in clip.scores]
+    return float(np.mean([share_in_key(piece) for piece in pieces if piece]))
+
+
+def test_the_shipped_piano_roll_vae_stays_in_key_and_an_untrained_one_does_not():
+    trained, fresh = mean_share_in_key(aigc.load("pianoroll-vae-chorales")), mean_share_in_key(untrained("pianoroll-vae-chorales"))
+    assert fresh < IN_KEY_FLOOR < trained, (fresh, trained)
+
+
+@pytest.mark.parametrize("name", sorted(FD_FLOOR))
+def test_the_shipped_gan_is_closer_to_real_speech_than_an_untrained_one(name):
+    """FD-DigitClassifier to the real test clips: the WaveGAN has not learnt digits yet (IS 1.0), but it
+    has moved towards speech; needs the prepared spoken digits."""
+    from aigc.data.prepare import is_prepared
+    from aigc.metrics.audio import reference_clips
+    from conftest import require
+
+    require(is_prepared("spoken-digits", ("clips.npy", "clips.jsonl")), "the spoken digits: run `aigc data prepare spoken-digits`")
+    classifier = load_digit_classifier()
+    reference, _ = reference_clips("spoken-digits", "test", classifier)
+
+    def distance(model):
+        clips = model.generate(AudioRequest(count=100, seed=0, labels=[i % 10 for i in range(100)]))
+        return score_clips(clips.waveforms, reference, classifier, sample_rate=clips.sample_rate).frechet_distance
+
+    trained, fresh = distance(aigc.load(name)), distance(untrained(name))
+    assert trained < FD_FLOOR[name] < fresh, (trained, fresh)
