@@ -1,4 +1,5 @@
-"""Generated from the registry: every family's tiny run is quantised (dynamic and static) and channel-pruned, and each result either
+"""Generated from the registry: every family's tiny run is quantised (dynamic and static), channel-pruned and exported to
+ONNX (with its parity check), and each result either
 loads and generates like any run or is refused with an AigcError that names the option and says why."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from aigc.registry import list_models
 from helpers import train_tiny
 
 GENERATIVE = [spec.name for spec in list_models() if spec.modality != "classifier"]
-PLANS = {"int8": Plan(quantize="dynamic"), "static": Plan(quantize="static", calibrate=1), "channels": Plan(prune=0.5, structured=True)}
+PLANS = {"int8": Plan(quantize="dynamic"), "static": Plan(quantize="static", calibrate=1), "channels": Plan(prune=0.5, structured=True),
+         "onnx": Plan(export="onnx")}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_every_family_is_optimised_or_refused_clearly(family, plan, runs, tmp_pa
             warnings.simplefilter("ignore")  # layers that stay float32 are named in a warning
             result = optimize(run, tmp_path / "small", PLANS[plan], measure=False)
     except AigcError as error:
-        assert error.field in ("--quantize", "--structured") and str(error), error
+        assert error.field in ("--quantize", "--structured", "--export") and str(error), error
         return
     loaded = aigc.load(tmp_path / "small")
     assert [t["name"] for t in loaded.info.sidecar["transforms"]] == [t["name"] for t in result.transforms]
