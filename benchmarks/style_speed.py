@@ -14,6 +14,7 @@ printed with the numbers: on a shared machine it changes them.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import os
 import statistics
@@ -31,25 +32,41 @@ from aigc.config import load_config  # noqa: E402
 from aigc.loading import build_model  # noqa: E402
 
 
+NO_ADAIN = False
+CLOCK = time.perf_counter  # --clock cpu: time.process_time, this process's CPU time (steady on a shared machine at 1 thread)
+
+
 def median_ms(run, repeats: int) -> float:
     run()  # warm-up: allocations, oneDNN kernel choice
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         run()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((CLOCK() - start) * 1000)
     return statistics.median(times)
 
 
 def ours(size: int, repeats: int, threads: int, fast_overrides: list[str]) -> dict[str, float]:
     fast = build_model(load_config("fast-style", fast_overrides)).eval()
-    adain = build_model(load_config("adain-photos")).eval()
+    channels_last = copy.deepcopy(fast).to(memory_format=torch.channels_last)  # the same weights, NHWC
+    bf16 = copy.deepcopy(fast)
+    bf16.config = bf16.config.model_copy(update={"sample_precision": "bf16"})
+    adain = None if NO_ADAIN else build_model(load_config("adain-photos")).eval()
     content = torch.rand(1, 3, size, size) * 2 - 1
     style = torch.rand(1, 3, size, size) * 2 - 1
     results = {}
     with torch.inference_mode():
         results["fast (ours, PyTorch)"] = median_ms(lambda: fast.stylise(content), repeats)
-        results["adain (ours, PyTorch)"] = median_ms(lambda: adain.stylise(content, [style], [1.0], 1.0), repeats)
+        # The speed switches DESIGN.md names, each on its own: channels-last memory (oneDNN's native conv
+        # layout) and bf16 autocast (AMX on this CPU), then both, as `model.sample_precision=bf16` does them.
+        last = channels_last.transformer
+        content_last = content.contiguous(memory_format=torch.channels_last)
+        results["fast (ours, PyTorch, channels-last)"] = median_ms(lambda: last(content_last), repeats)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            results["fast (ours, PyTorch, bf16 autocast)"] = median_ms(lambda: fast.transformer(content), repeats)
+        results["fast (ours, PyTorch, sample_precision=bf16: bf16 + channels-last)"] = median_ms(lambda: bf16.stylise(content), repeats)
+        if adain is not None:
+            results["adain (ours, PyTorch)"] = median_ms(lambda: adain.stylise(content, [style], [1.0], 1.0), repeats)
     try:
         import onnxruntime as ort
     except ImportError:
@@ -125,9 +142,14 @@ def main() -> None:
     parser.add_argument("--fast-blocks", type=int, default=5, help="its residual blocks (Johnson: 5)")
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--no-gatys", action="store_true")
+    parser.add_argument("--no-adain", action="store_true")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU time, for --threads 1 on a busy machine")
     args = parser.parse_args()
+    global CLOCK, NO_ADAIN
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    NO_ADAIN = args.no_adain
     torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}, torch {torch.__version__}, load average at start {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
+    print(f"{args.clock} clock, threads {args.threads}, torch {torch.__version__}, load average at start {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print("| method | 256x256 ms/image | 512x512 ms/image |")
     print("|---|---|---|")
     rows: dict[str, dict[int, float]] = {}

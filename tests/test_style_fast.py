@@ -69,6 +69,16 @@ def test_stylising_alpha_and_colour(trained, content):
         model.generate({**request, "style": [str(content)]})
 
 
+def test_bf16_stylising_gives_the_float32_image_to_a_few_levels(trained, content):
+    model = aigc.load(trained.run_dir)
+    request = {"content": str(content), "size": 66, "seed": 0}
+    float32 = model.generate(request).images.astype(int)
+    model.module.config = model.module.config.model_copy(update={"sample_precision": "bf16"})
+    bf16 = model.generate(request).images.astype(int)
+    difference = np.abs(bf16 - float32)
+    assert 0 < difference.mean() < 2 and difference.max() < 24, (difference.mean(), difference.max())  # autocast ran, and changed little
+
+
 def test_an_untrained_network_says_so(content):
     with pytest.raises(AigcError, match="never trained"):
         build_model(tiny("fast")).generate(aigc.generation.requests.StyleRequest(content=str(content), size=64))
