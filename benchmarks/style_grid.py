@@ -3,6 +3,7 @@ the style image, unweighted relative errors, perceptual.py), beside the two base
 itself (style loss to beat) and the style image in its place (content loss to beat).
 
     .venv/bin/python benchmarks/style_grid.py [--size 128] [--steps 50] [--out docs/images/style-gatys-grid.png]
+    .venv/bin/python benchmarks/style_grid.py --model adain-photos --out docs/images/style-adain-grid.png   # a trained AdaIN (run or zoo name)
 
 Contents: scikit-learn's two sample photos. Styles: three generated patterns (aigc.data.style_sets), so the grid
 needs no file beyond the installed packages. Deterministic (init from the content, L-BFGS).
@@ -22,7 +23,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import aigc  # noqa: E402
 from aigc.data.style_sets import generated_styles  # noqa: E402
+from aigc.generation.requests import StyleRequest  # noqa: E402
 from aigc.generation.pipeline import generate  # noqa: E402
 from aigc.models.style.gatys import Gatys, GatysRequest  # noqa: E402
 from aigc.models.style.perceptual import PerceptualLoss, read_rgb, resize_long_side  # noqa: E402
@@ -44,7 +47,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", default="docs/images/style-gatys-grid.png")
+    parser.add_argument("--model", default=None, help="a trained AdaIN run or zoo name instead of Gatys (one forward pass per cell)")
     args = parser.parse_args()
+    adain = aigc.load(args.model) if args.model else None
     folder = Path(tempfile.mkdtemp())
     contents, styles = [], []
     for name in ("china.jpg", "flower.jpg"):
@@ -66,7 +71,10 @@ def main() -> None:
         for style_path in styles:
             style = resize_long_side(read_rgb(str(style_path), field="style")[0], side)
             start = time.perf_counter()
-            batch = generate(gatys, GatysRequest(content=str(content_path), style=[str(style_path)], size=side, steps=args.steps, seed=0))
+            if adain is not None:
+                batch = adain.generate(StyleRequest(content=str(content_path), style=[str(style_path)], size=side, seed=0))
+            else:
+                batch = generate(gatys, GatysRequest(content=str(content_path), style=[str(style_path)], size=side, steps=args.steps, seed=0))
             seconds = time.perf_counter() - start
             made = losses(loss, batch.images[0], content, style)
             style_image = np.asarray(Image.open(style_path).resize(shown.shape[1::-1]))

@@ -23,11 +23,13 @@ def safety_notes(modality: str, *, image_size: int | None = None, takes_prompt: 
                      if settings.moderation else "prompts: NOT moderated (AIGC_MODERATION=off)")
     if not settings.watermark:
         notes.append("invisible watermark: OFF (AIGC_WATERMARK=off)")
-    elif modality == "image":
+    elif modality in ("image", "translation"):  # a translation model makes images at its training size
         if image_size is not None and image_size < MIN_SIDE:
             notes.append(f"invisible watermark: none (images of at least {MIN_SIDE} px are marked; this model makes {image_size}x{image_size})")
         else:
             notes.append("invisible watermark: every image (keyed 48-bit mark, detected by `aigc verify FILE`)")
+    elif modality == "style":  # the output's size is the request's (`size`), not the training crops'
+        notes.append(f"invisible watermark: every image of at least {MIN_SIDE} px (the request's size; smaller ones carry provenance metadata only)")
     elif modality == "text":
         notes.append("invisible watermark: green-list watermark in sampled text (z-score detector: `aigc verify FILE.txt --model NAME`)")
     elif modality == "audio":

@@ -60,6 +60,7 @@ def least_squares(logits: Tensor, real: bool) -> Tensor:
 class CycleGAN(nn.Module):
     request_class = TranslateRequest
     family_name = "cyclegan"
+    training_only = ("discriminator_a.", "discriminator_b.")  # a zoo export keeps the two generators only
 
     def __init__(self, config: CycleGANConfig):
         super().__init__()
