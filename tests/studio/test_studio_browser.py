@@ -339,3 +339,21 @@ def test_the_page_shows_a_zoo_models_card_and_a_warned_prompts_decision(serve, b
     note.wait_for(state="visible", timeout=60_000)
     assert note.inner_text() == 'Moderation warning: sexual (term) in prompt: "n.u.d.e"'
     page.wait_for_selector("[data-testid=artifact] pre", timeout=60_000)  # it ran
+
+
+def test_a_zoo_style_model_stylises_an_uploaded_photo_in_the_page(serve, browser, tmp_path):
+    """The packaged fast-rings network (aigc.zoo) through the page: upload a photo, get it painted."""
+    import numpy as np
+    from PIL import Image
+
+    from aigc.studio.catalog import ModelCatalog
+
+    photo = tmp_path / "photo.jpg"
+    y, x = np.mgrid[0:60, 0:80]
+    Image.fromarray(np.stack([x * 3, y * 4, 255 - x * 3], -1).astype(np.uint8)).save(photo)
+    page = open_with_model(browser, serve(ModelCatalog.from_paths({}, zoo=True), zoo=True), "fast-rings", width=1280, height=900)
+    page.set_input_files("[data-testid=field-content]", str(photo))
+    page.fill("[data-testid=field-size]", "96")
+    page.click("[data-testid=generate]")
+    wait_for_images(page, 1, width=96, timeout=90_000)
+    assert page.locator("[data-testid=inputs] [data-testid=input]").count() == 1
