@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=4)
     parser.add_argument("--show", type=int, default=5, help="examples printed")
     parser.add_argument("--last", action="store_true", help="score the last --count validation pairs instead of the first")
+    parser.add_argument("--skip", type=int, default=0, help="start after this many validation pairs (a development slice to choose decoding on)")
     parser.add_argument("--decode", action="append", default=[], metavar="KEY=VALUE",
                         help="more TextRequest settings, e.g. length_penalty=2 or, with --beams 1, temperature=0.8 (pair i uses seed i)")
     parser.add_argument("--max-tokens", type=int, default=None, help="a language model's reply length limit (default: half its context)")
@@ -87,7 +88,7 @@ def main() -> None:
     model = aigc.load(run)
     dataset = model.info.config.data.name
     data = load_dataset(model.info.config.data, model.info.config.model)
-    held_out = data.val.texts[-args.count :] if args.last else data.val.texts[: args.count]
+    held_out = data.val.texts[-args.count :] if args.last else data.val.texts[args.skip : args.skip + args.count]
     sources = [source for source, _ in held_out]
     references = [target for _, target in held_out]
 
@@ -108,7 +109,7 @@ def main() -> None:
     report = {
         "run": str(run),
         "dataset": dataset,
-        "held_out_pairs": f"{len(held_out)}, the {'last' if args.last else 'first'} of {len(data.val)} validation pairs",
+        "held_out_pairs": f"{len(held_out)}, the {'last' if args.last else ('first' if not args.skip else f'next after {args.skip}')} of {len(data.val)} validation pairs",
         "max_tokens": max_tokens,
         "beams": args.beams,
         "decode": decode,
