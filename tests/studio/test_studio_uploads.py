@@ -178,3 +178,23 @@ def test_uploads_resolve_through_a_store_without_local_files(tmp_path):
     assert resolved["alpha"] == 0.3
     for path in (resolved["content"], *resolved["style"]):
         assert open(path, "rb").read() == png
+
+
+def test_a_captioner_job_takes_an_uploaded_image(make_settings, tmp_path):
+    """The same upload field serves image-to-text: the captioner's `image` takes `upload:<sha256>`."""
+    from fastapi.testclient import TestClient
+    from helpers import train_tiny
+
+    from aigc.studio.app import create_app
+    from aigc.studio.catalog import ModelCatalog
+
+    catalog = ModelCatalog.from_paths({"captions": str(train_tiny("captioner", tmp_path / "captioner").run_dir)})
+    with TestClient(create_app(make_settings(), catalog=catalog), client=LOCAL, raise_server_exceptions=False) as client:
+        accepts = {f["name"]: f for f in client.get("/api/v1/models").json()["models"][0]["accepts"]}
+        assert accepts["image"]["format"] == "image"
+        digit = upload(client, encode(np.pad(np.full((12, 6), 255, np.uint8), 8)), field="image").json()
+        job = finished(client, submit(client, "captions", image=digit["ref"], num_beams=2)["id"], timeout=60)
+        assert job["status"] == "succeeded" and job["params"]["image"] == digit["ref"], job
+        assert job["artifacts"][0]["kind"] == "text"
+        refused = client.post("/api/v1/jobs", json={"model": "captions", "params": {"image": str(tmp_path / "x.png")}})
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "params.image"
