@@ -96,3 +96,13 @@ def request_noise(request, shape: tuple[int, ...], generator: torch.Generator | 
     if generator is not None:
         noise, generators = torch.randn(request.count, *shape, generator=generator), [generator] * request.count
     return noise, seeds, generators
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device a module runs on: its first parameter's, else its first buffer's (a network whose every layer
+    was quantised holds its weights as buffers), else the CPU."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")

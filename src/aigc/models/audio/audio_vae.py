@@ -33,7 +33,7 @@ from aigc.models.audio.specgan import log_mel_to_waveforms
 from aigc.models.image.vae import Decoder, Encoder, VAEConfig
 from aigc.models.conditioning import resolve_condition
 from aigc.models.layers import gaussian_kl
-from aigc.models.sampling import eval_mode, request_noise
+from aigc.models.sampling import eval_mode, module_device, request_noise
 from aigc.registry import register_model
 from aigc.signal import BinStandardizer, Spectrogram, log_spectral_distance
 
@@ -123,7 +123,7 @@ class AudioVAE(nn.Module):
     @torch.no_grad()
     def generate(self, request: AudioRequest, generator: torch.Generator | None = None) -> AudioClip:
         """Clip i decodes z ~ N(0, I) drawn from seed `request.seed + i`; `interpolate=(A, B)` walks."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         resolve_condition(self, request, device, "none")  # a label or guidance is an error: unconditional
         latents, seeds, generators = request_noise(request, (self.config.latent_dim,))
         with eval_mode(self):
@@ -134,7 +134,7 @@ class AudioVAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, waveforms: np.ndarray | Tensor, seed: int = 0) -> AudioClip:
         """Encode and decode clips [N, sample_length] (posterior mean); seeds give Griffin-Lim's start phase."""
-        audio = torch.as_tensor(np.asarray(waveforms, dtype=np.float32)).unsqueeze(1).to(next(self.parameters()).device)
+        audio = torch.as_tensor(np.asarray(waveforms, dtype=np.float32)).unsqueeze(1).to(module_device(self))
         with eval_mode(self):
             decoded = self.decoder(self.encoder(self.picture(audio), None)[0], None)
         seeds = [seed + index for index in range(len(audio))]

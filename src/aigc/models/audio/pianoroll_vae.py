@@ -29,7 +29,7 @@ from aigc.generation.outputs import AudioClip
 from aigc.generation.requests import AudioRequest
 from aigc.models.conditioning import resolve_condition
 from aigc.models.layers import gaussian_kl
-from aigc.models.sampling import eval_mode, request_noise
+from aigc.models.sampling import eval_mode, module_device, request_noise
 from aigc.registry import register_model
 from aigc.signal.music import REST, ROLL_STEP, midi_bytes, notes_to_events, render, roll_to_notes
 
@@ -123,7 +123,7 @@ class PianoRollVAE(nn.Module):
     @torch.no_grad()
     def generate_rolls(self, request: AudioRequest) -> tuple[np.ndarray, list[int]]:
         """(piano rolls int [N, voices, steps], seeds) for a request."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         resolve_condition(self, request, device, "none")
         latents, seeds, generators = request_noise(request, (self.config.latent_dim,))
         with eval_mode(self):

@@ -31,7 +31,7 @@ from aigc.generation.outputs import AudioClip
 from aigc.generation.requests import AudioRequest
 from aigc.models.conditioning import check_conditioning, resolve_condition
 from aigc.models.layers import per_sample_gradient_penalty
-from aigc.models.sampling import eval_mode, request_noise
+from aigc.models.sampling import eval_mode, module_device, request_noise
 from aigc.registry import register_model
 
 # ---------------------------------------------------------------------------------------------- config
@@ -232,7 +232,7 @@ class AudioGAN(nn.Module):
     def generate(self, request: AudioRequest, generator: torch.Generator | None = None) -> AudioClip:
         """Clips for a request; clip i uses seed `request.seed + i` alone, `interpolate=(A, B)` walks from
         seed A's noise to seed B's."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         condition, labels, _ = resolve_condition(self, request, device, "class" if self.config.conditional else "none")
         noise, seeds, generators = request_noise(request, (self.config.latent_dim,))
         if generator is not None:

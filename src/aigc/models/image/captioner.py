@@ -31,6 +31,7 @@ from aigc.generation.progress import report_progress
 from aigc.generation.requests import CaptionRequest
 from aigc.generation.text import TextSample
 from aigc.registry import register_model
+from aigc.models.sampling import module_device
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -149,7 +150,7 @@ class Captioner(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return module_device(self)
 
     @torch.no_grad()
     def beam_search(self, images: Tensor, num_beams: int, max_tokens: int) -> tuple[list[int], float, str]:

@@ -28,7 +28,7 @@ from aigc.generation.progress import report_progress
 from aigc.generation.requests import DiffusionImageRequest, TextToImageRequest
 from aigc.models.image.unet import UNet
 from aigc.models.conditioning import ConditionEmbedding, batch_condition, check_conditioning, condition_classes, preview_request, resolve_condition
-from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise, to_uint8_images
+from aigc.models.sampling import as_request, eval_mode, image_batch, module_device, request_noise, to_uint8_images
 from aigc.registry import register_variant
 from aigc.schedulers import SCHEDULERS
 
@@ -152,7 +152,7 @@ class Diffusion(nn.Module):
         `generator`, when given, replaces the per-image seeds as the source of all noise."""
         request = as_request(request, self.request_class)
         config = self.config
-        device = next(self.parameters()).device
+        device = module_device(self)
         sampler = request.sampler or config.sampler
         steps = request.sample_steps or (config.num_train_timesteps if sampler == "ddpm" else config.sample_steps)
         guidance = request.guidance if request.guidance is not None else config.guidance

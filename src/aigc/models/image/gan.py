@@ -29,7 +29,7 @@ from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.conditioning import batch_condition, caption_standardizer, check_conditioning, condition_classes, preview_request, resolve_condition
 from aigc.models.layers import decoder_plan, gaussian_kl, maybe_spectral_norm, norm_1d, norm_2d, upsampling_plan
-from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise
+from aigc.models.sampling import as_request, eval_mode, image_batch, module_device, request_noise
 from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config
@@ -460,7 +460,7 @@ class GAN(nn.Module):
         `interpolate=(A, B)` walks from seed A's noise to seed B's; with `generator` given, all noise
         comes from it instead."""
         request = as_request(request, PromptImageRequest)
-        device = next(self.parameters()).device
+        device = module_device(self)
         condition, labels, prompts = resolve_condition(self, request, device, self.condition_kind)
         noise, seeds, _ = request_noise(request, (self.generator.noise_dim,), generator)
         with eval_mode(self):

@@ -36,7 +36,7 @@ from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import LatentImageRequest, PromptImageRequest
 from aigc.models.conditioning import ConditionEmbedding, batch_condition, check_conditioning, condition_classes, preview_request, resolve_condition
 from aigc.models.layers import decoder_plan, gaussian_kl, upsampling_plan
-from aigc.models.sampling import as_request, eval_mode, image_batch, request_noise, to_uint8_images
+from aigc.models.sampling import as_request, eval_mode, image_batch, module_device, request_noise, to_uint8_images
 from aigc.registry import register_variant
 
 # ---------------------------------------------------------------------------------------------- config
@@ -210,7 +210,7 @@ class VAE(nn.Module):
     def negative_elbo(self, split, *, batch_size: int = 500, seed: int = 0) -> dict[str, float]:
         """Mean -ELBO over a whole data split (e.g. `bundle.test`) in nats and bits/dim, one z per image
         from a seeded generator; the number to report as the VAE's likelihood bound."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         totals = {"reconstruction": 0.0, "kl": 0.0}
         with torch.random.fork_rng(), eval_mode(self):
             torch.manual_seed(seed)
@@ -244,7 +244,7 @@ class VAE(nn.Module):
     def generate(self, request: PromptImageRequest, generator: torch.Generator | None = None) -> ImageBatch:
         """Decode z ~ N(0, I) (per-image seeds, or a walk between two seeds with `interpolate`)."""
         request = as_request(request, PromptImageRequest)
-        device = next(self.parameters()).device
+        device = module_device(self)
         raw_condition, labels, prompts = resolve_condition(self, request, device)
         latents, seeds, _ = request_noise(request, (self.config.latent_dim,), generator)
         with eval_mode(self):
@@ -256,7 +256,7 @@ class VAE(nn.Module):
     def reconstruct(self, images: np.ndarray | Tensor, labels: list[int] | None = None) -> ImageBatch:
         """Encode and decode images (uint8 NHWC or float NCHW in [-1, 1]) with the posterior mean of z.
         The result holds the originals in its first half and the reconstructions in its second."""
-        device = next(self.parameters()).device
+        device = module_device(self)
         if isinstance(images, np.ndarray):
             if images.dtype != np.uint8 or images.ndim != 4:
                 raise AigcError(f"expected uint8 [N, H, W, C] images, got {images.dtype} {images.shape}", field="images")

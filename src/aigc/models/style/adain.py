@@ -32,7 +32,7 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError, AigcWarning
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import StyleRequest
-from aigc.models.sampling import eval_mode, image_batch
+from aigc.models.sampling import eval_mode, image_batch, module_device
 from aigc.models.style.perceptual import check_style_size, preserve_colour, read_rgb, relative_error, resize_long_side
 from aigc.registry import register_model
 
@@ -108,7 +108,7 @@ class AdaIN(nn.Module):
         self.decoder = Decoder(config.encoder_layer, config.decoder_width)
 
     def vgg(self):
-        return frozen_vgg(next(self.parameters()).device)
+        return frozen_vgg(module_device(self))
 
     def configure_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         return {"decoder": build_optimizer(self.decoder.parameters(), optim)}
@@ -155,7 +155,7 @@ class AdaIN(nn.Module):
     def generate(self, request: StyleRequest) -> ImageBatch:
         if not request.style:
             raise AigcError("AdaIN needs a style image", field="style", fix="add --style PATH (repeat it to blend several)")
-        device = next(self.parameters()).device
+        device = module_device(self)
         content, notes, content_sha = read_rgb(request.content, field="content")
         # The decoder upsamples by 2 per block: sides that are multiples of 2**(depth-1) come back the same size.
         multiple = 2 ** (int(self.config.encoder_layer[4]) - 1)

@@ -29,7 +29,7 @@ from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcWarning, ConfigError
 from aigc.generation.outputs import ImageBatch
 from aigc.generation.requests import TranslateRequest
-from aigc.models.sampling import eval_mode, image_batch
+from aigc.models.sampling import eval_mode, image_batch, module_device
 from aigc.models.style.fast import Transformer
 from aigc.models.style.perceptual import read_rgb
 from aigc.registry import register_model
@@ -120,7 +120,7 @@ class CycleGAN(nn.Module):
             image = (image * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         size = self.config.image_size
         image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        device = next(self.parameters()).device
+        device = module_device(self)
         output = self.translate(image.to(device), request.direction)
         return image_batch(self, output, request, [request.seed], None, None, method="cyclegan", direction=request.direction,
                            image_sha256=digest[:16], conversions=notes)

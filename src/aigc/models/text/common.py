@@ -23,7 +23,7 @@ from aigc.data.tokenizers import TokenizerSettings, model_tokenizer
 from aigc.errors import AigcError
 from aigc.generation import decoding
 from aigc.generation.text import TextRequest, TextSample
-from aigc.models.sampling import eval_mode
+from aigc.models.sampling import eval_mode, module_device
 
 PREVIEW_TOKENS = 200  # length of the samples the loop writes during training
 
@@ -73,7 +73,7 @@ class TextModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return module_device(self)
 
     # ------------------------------------------------------------------------------------------- generation
 
