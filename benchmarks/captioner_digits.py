@@ -73,7 +73,7 @@ def main() -> None:
         train_seconds = round(time.perf_counter() - started, 1)
     else:
         run = args.run
-    model = aigc.load(run)
+    model = aigc.load(run, safety=False)
     data = load_dataset(model.info.config.data, model.info.config.model)
     val = data.val.get_batch(torch.arange(min(args.images or len(data.val), len(data.val))))
     train = data.train.get_batch(torch.arange(len(data.train)))

@@ -52,7 +52,7 @@ def arms(steps: int, ranks: list[int], full_lr: float, lora_lr: float) -> dict[s
 
 
 def score(path: str | Path, data_overrides: dict) -> dict[str, float]:
-    model = aigc.load(path)
+    model = aigc.load(path, safety=False)
     config = model.info.config
     data_config = config.data.model_copy(update=data_overrides)
     data = load_dataset(data_config, config.model)
@@ -90,7 +90,7 @@ def main() -> None:
         result = aigc.train("gpt-shakespeare", overrides=[*data_sets, *QUIET, *overrides], out=out / name)
         seconds = time.perf_counter() - started
         sidecar = json.loads((result.checkpoint / "checkpoint.json").read_text())
-        total = sum(t.numel() for t in aigc.load(result.run_dir).module.parameters())
+        total = sum(t.numel() for t in aigc.load(result.run_dir, safety=False).module.parameters())
         trained = sidecar.get("lora", {}).get("trainable_parameters", total)
         scores = score(result.run_dir, {})
         files = {f: (result.checkpoint / f).stat().st_size for f in sidecar["files"] if f != "state.safetensors"}

@@ -45,7 +45,7 @@ def fid(args) -> dict:
     from aigc.metrics.evaluate import evaluate_model
     from aigc.metrics.protocol import Protocol
 
-    model = aigc.load(args.run)
+    model = aigc.load(args.run, safety=False)
     config = model.info.config
     rows = []
     is_diffusion = "sample_steps" in type(config.model).model_fields
@@ -71,7 +71,7 @@ def fid(args) -> dict:
 def elbo(args) -> dict:
     from aigc.data import load_dataset
 
-    model = aigc.load(args.run)
+    model = aigc.load(args.run, safety=False)
     config = model.info.config
     data = load_dataset(config.data, config.model)
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def elbo(args) -> dict:
 def prompts(args) -> dict:
     from aigc.metrics.prompt_accuracy import prompt_accuracy
 
-    model = aigc.load(args.run)
+    model = aigc.load(args.run, safety=False)
     options = {}
     if args.guidance is not None:
         options["guidance"] = args.guidance
@@ -102,7 +102,7 @@ def _timed_generate(model, request) -> tuple[float, float]:
 
 
 def speed(args) -> dict:
-    model = aigc.load(args.run)
+    model = aigc.load(args.run, safety=False)
     settings = [("ddim", 10, args.count), ("ddim", 25, args.count), ("ddim", 50, args.count),
                 ("ddpm", model.module.config.num_train_timesteps, max(1, args.count // 10))]
     extra = {"prompt": "a handwritten seven"} if "prompt" in model.request_class.model_fields else {}
@@ -131,7 +131,7 @@ def colour_shares(images) -> dict:
 def colours(args) -> dict:
     """An emoji model has no classifier to score prompts with; colour is a coarse, checkable proxy:
     smiling faces are yellow and hearts red, however the prompt is worded."""
-    model = aigc.load(args.run)
+    model = aigc.load(args.run, safety=False)
     rows = []
     for prompt in COLOUR_PROMPTS:
         request = model.request_class(count=args.count, seed=0, prompt=prompt, guidance=args.guidance, sample_steps=args.sample_steps)

@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    captioner, t2i = aigc.load(args.captioner), aigc.load(args.t2i)
+    captioner, t2i = aigc.load(args.captioner, safety=False), aigc.load(args.t2i, safety=False)
     network = load_feature_network("mnist-classifier")
     test = load_dataset(DataConfig(name="mnist", val_fraction=0.0), t2i.info.config.model).test  # 28x28 grey, as the classifier takes
     batch = test.get_batch(torch.arange(args.images))

@@ -45,7 +45,7 @@ def batches() -> dict[str, ImageBatch]:
     from sklearn.datasets import load_sample_images
 
     photo = load_sample_images().images[0]
-    digits = aigc.load("cgan-mnist")
+    digits = aigc.load("cgan-mnist", safety=False)
     return {
         "cgan-mnist, 100 digits": digits.generate({"count": 100, "seed": 0}),
         "cgan-mnist, 64 digits": digits.generate({"count": 64, "seed": 1}),

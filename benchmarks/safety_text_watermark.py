@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=150)
     args = parser.parse_args()
-    model = aigc.load("gpt-shakespeare")
+    model = aigc.load("gpt-shakespeare", safety=False)
     vocab = model.module.config.vocab_size
     mark = TextWatermark(KEY)
     policies = {"unmarked": None, f"marked (gamma {GAMMA}, delta {DELTA})": GenerationPolicy(logits=(mark,), after=(mark.record,))}

@@ -80,7 +80,7 @@ def main() -> None:
     result = fit(config, out, callbacks=[*default_callbacks(config, out), timer])
     train_seconds = timer.last - timer.start
 
-    model = aigc.load(result.run_dir)
+    model = aigc.load(result.run_dir, safety=False)
     data = load_dataset(model.info.config.data, model.info.config.model)
     started = time.perf_counter()
     scores = evaluate_split(model.module, data.val, batch_size=args.eval_batch)

@@ -46,7 +46,7 @@ def main() -> None:
         "models": {},
     }
     for name in args.models:
-        loaded = aigc.load(name)
+        loaded = aigc.load(name, safety=False)
         config = loaded.info.config
         data = load_dataset(config.data, config.model)
         entry = {"step": loaded.info.step, "data": config.data.name, "val_fraction": config.data.val_fraction,

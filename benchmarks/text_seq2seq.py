@@ -85,7 +85,7 @@ def main() -> None:
         run = result.run_dir
     else:
         run = Path(args.run)
-    model = aigc.load(run)
+    model = aigc.load(run, safety=False)
     dataset = model.info.config.data.name
     data = load_dataset(model.info.config.data, model.info.config.model)
     held_out = data.val.texts[-args.count :] if args.last else data.val.texts[args.skip : args.skip + args.count]

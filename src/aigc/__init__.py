@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "train": "aigc.api",
-    "load": "aigc.loading",
+    "load": "aigc.safe_loading",  # with the default safety policy, as the CLI and studio generate
     "LoadedModel": "aigc.loading",
     "GenerationRequest": "aigc.generation.requests",
     "AudioClip": "aigc.generation.outputs",

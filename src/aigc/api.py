@@ -10,7 +10,8 @@ from aigc import checkpoint as ckpt
 from aigc.config import RunConfig, apply_overrides, load_config
 from aigc.errors import ConfigError
 from aigc.training.callbacks import Callback, default_callbacks
-from aigc.loading import LoadedModel, RunInfo, build_model, load  # noqa: F401  (re-exported: aigc.load)
+from aigc.loading import LoadedModel, RunInfo, build_model  # noqa: F401  (re-exported)
+from aigc.safe_loading import load  # noqa: F401  (re-exported: aigc.load, with the default safety policy)
 from aigc.training.loop import TrainResult, fit
 
 

@@ -52,6 +52,7 @@ class LoadedModel:
 
     module: torch.nn.Module
     info: RunInfo
+    policy: Any = field(default=None, repr=False)  # used when generate/stream get none: aigc.load sets the default safety policy
 
     @property
     def request_class(self) -> type:
@@ -61,13 +62,13 @@ class LoadedModel:
     def generate(self, request: Any, *, policy: Any = None, progress: Any = None) -> Any:
         from aigc.generation.pipeline import generate
 
-        return generate(self.module, request, info=self.info, policy=policy, progress=progress)
+        return generate(self.module, request, info=self.info, policy=self.policy if policy is None else policy, progress=progress)
 
     def stream(self, request: Any, *, policy: Any = None) -> Any:
         """Text pieces as they are made (text models, one sampled text); afterwards `.artifact` is the sample."""
         from aigc.generation.pipeline import stream
 
-        return stream(self.module, request, info=self.info, policy=policy)
+        return stream(self.module, request, info=self.info, policy=self.policy if policy is None else policy)
 
     def to(self, device: str | torch.device) -> "LoadedModel":
         self.module.to(device)
