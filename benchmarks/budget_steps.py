@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from aigc.config import load_config
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=1000000"]
@@ -68,7 +68,7 @@ def main() -> None:
     report = {
         "budget_minutes": args.budget_minutes,
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "load_average_before": os.getloadavg()[0],
         "presets": {},
     }

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import tempfile
 import time
@@ -38,6 +37,7 @@ from aigc.data import load_dataset
 from aigc.data.captions import DIGIT_WORDS_EN, DIGIT_WORDS_ZH, digit_captions
 from aigc.generation.requests import CaptionRequest
 from aigc.metrics.text import bleu, cider
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 SIZE = ["model.width=32", "model.hidden_size=64", "model.embedding_dim=32"]
 QUIET = ["train.eval_every=0", "train.progress=false", "train.tensorboard=false", "train.log_every=100"]
@@ -101,7 +101,7 @@ def main() -> None:
             "examples": [f"{d}: {t}" for t, d in list(zip(texts, labels))[:6]],
         }
     report["bleu_signature"] = score.signature
-    report["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    report["machine"] = f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
     print(json.dumps(report, ensure_ascii=False, indent=2))
 
 

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from aigc.training.loop import _fill_from_data, fit
 sys.path.insert(0, str(Path(__file__).parent))
 
 from train_throughput import Timer  # noqa: E402  (one step timer for both training benchmarks)
+from machine import cpu_name  # noqa: E402  (this folder: benchmarks run as scripts)
 
 OVERRIDES = ["model.width=64", "model.latent_dim=100", "train.batch_size=128"]
 
@@ -105,7 +105,7 @@ def main() -> None:
     images = data.train.get_batch(torch.arange(min(len(data.train), 20000)))["images"]
     gan = build_model(config)
     counts = {name: sum(p.numel() for p in getattr(gan, name).parameters()) for name in ("generator", "discriminator")}
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; G {counts['generator']:,} / D {counts['discriminator']:,} parameters, batch 128")
     load_before = os.getloadavg()
     variants = {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
@@ -28,6 +27,7 @@ import torch
 import aigc
 from aigc.generation.pipeline import generate
 from aigc.metrics.prompt_accuracy import prompt_accuracy
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 def convergence(loaded, configs, reference: str, count: int) -> dict[tuple, float]:
@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     loaded = aigc.load("t2i-diffusion-mnist", safety=False)
     configs = [(c.split(":")[0], int(c.split(":")[1]), p) for c in args.configs.split(",") for p in args.precision.split(",")]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; t2i-diffusion-mnist, default {loaded.module.config.sampler} {loaded.module.config.sample_steps} steps")
     load_before = os.getloadavg()
     speed: dict[tuple, tuple[float, float]] = {}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from aigc.config import DataConfig
 from aigc.data import load_dataset
 from aigc.metrics.evaluate import evaluate_images, evaluate_model
 from aigc.metrics.protocol import Protocol
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.ema_decay=0.99", "train.sample_every=0", "train.progress=false", "train.tensorboard=false", "train.log_every=100"]
 EVERY = 50  # steps between the checkpoints that are scored: FD along the way, not only at the end
@@ -72,7 +72,7 @@ def main() -> None:
     others = write_folder(args.digit, args.images, folder, unseen)
     data = ["data.name='image-folder'", f"data.path={json.dumps(str(folder))}", "data.val_fraction=0.0"]
     protocol = Protocol(metrics=("fid",), num_samples=args.samples, feature_network="mnist-classifier", reference_count=args.images)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
     rows = []
 
     def fd(model, config) -> dict[str, float]:

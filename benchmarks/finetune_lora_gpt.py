@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 import aigc
 from aigc.data import load_dataset
 from aigc.models.text.common import evaluate_split
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=100", "train.max_minutes=60"]
@@ -78,7 +78,7 @@ def main() -> None:
             (corpus / path.name).write_bytes(path.read_bytes())
     data = {"name": "text", "path": str(corpus), "val_fraction": 0.1}
     data_sets = [f"data.name={json.dumps(data['name'])}", f"data.path={json.dumps(data['path'])}", f"data.val_fraction={data['val_fraction']}"]
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
     zero = score("gpt-shakespeare", {"name": data["name"], "path": data["path"], "val_fraction": data["val_fraction"], "limit": None})
     print(json.dumps({"arm": "zero-shot", "val_nats_per_char": round(zero["nats_per_char"], 4), "val_characters": zero["characters"], "machine": machine}), flush=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 import warnings
@@ -28,6 +27,7 @@ from torch import nn
 import aigc
 from aigc.generation.text import TextRequest
 from aigc.optimize.quantize import Int8Linear, StaticInt8
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 def median_seconds(function, repeats: int, budget: float = 0.2) -> float:
@@ -106,7 +106,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.backends.quantized.engine} engine",
+        "machine": f"{cpu_name()}, torch {torch.__version__}, {torch.backends.quantized.engine} engine",
         "threads": args.threads,
         "linear": linear_table((128, 512, 1024), (1, 16, 256), args.repeats),
         "conv": conv_table((32, 64, 256), (1, 16, 64), args.repeats),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from aigc.metrics.features import load_feature_network
 
 sys.path.insert(0, str(Path(__file__).parent))
 from captioner_digits import named_digits  # noqa: E402  (the one "which digit does this caption name" rule)
+from machine import cpu_name  # noqa: E402  (this folder: benchmarks run as scripts)
 
 
 def caption(captioner, images: np.ndarray, beams: int) -> list[str]:
@@ -92,7 +92,7 @@ def main() -> None:
         "captioner": args.captioner, "t2i": args.t2i, "beams": args.beams, "samples": args.samples,
         "image -> text -> image": image_to_text, "text -> image -> text": text_to_image,
         "classifier": network.describe(), "seconds": round(time.perf_counter() - started, 1),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}",
     }
     print(json.dumps(report, ensure_ascii=False, indent=2))
 

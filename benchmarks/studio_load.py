@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -201,7 +201,7 @@ def main() -> None:
             _, stderr = server.communicate(timeout=30)
     direct_rate, direct_png_rate = 1 / statistics.median(generate), 1 / statistics.median(with_png)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}",
         "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "direct_jobs_per_second": direct_rate,  # sequential model.generate(16 images), one after another
         "direct_png_jobs_per_second": direct_png_rate,  # the same with the PNG encoding a job needs
@@ -223,7 +223,7 @@ def main() -> None:
         "load": {k: v for k, v in loaded.items() if k != "errors"} | {"errors": len(loaded["errors"]), "clients": args.clients, "images_per_job": args.load_count, "workers": args.workers},
         "download": args.download,
     }
-    print(f"| measure | p50 | p95 |\n|---|---|---|")
+    print("| measure | p50 | p95 |\n|---|---|---|")
     print(f"| model.generate(16 images), direct | {result['direct_generate_p50_ms']:.1f} ms | {result['direct_generate_p95_ms']:.1f} ms |")
     print(f"| direct + PNG encoding (what a job adds to the model) | {result['direct_generate_png_p50_ms']:.1f} ms | |")
     print(f"| 16-image job through the API{' + 16 downloads' if args.download else ''} | {result['api_p50_ms']:.1f} ms | {result['api_p95_ms']:.1f} ms |")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from aigc.models.text.common import evaluate_split
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 from budget_steps import steps_per_second  # benchmarks/ is on sys.path: scripts run from it
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=100"]
@@ -101,7 +101,7 @@ def main() -> None:
         "eval_seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "run_dir": str(result.run_dir),
     }
     print(json.dumps(report, indent=2))

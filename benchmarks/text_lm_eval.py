@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
@@ -25,6 +24,7 @@ import aigc
 from aigc.data import load_dataset
 from aigc.loading import build_model
 from aigc.models.text.common import evaluate_split
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 def score(module: torch.nn.Module, split, batch_size: int) -> dict[str, float]:
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     report = {
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "models": {},
     }
     for name in args.models:

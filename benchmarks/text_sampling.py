@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
@@ -25,6 +24,7 @@ import torch
 import aigc
 from aigc.generation import decoding
 from aigc.generation.text import TextRequest
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 class _OldTracker(decoding._TextTracker):
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     model = aigc.load("gpt-shakespeare").module
     config = model.config
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; gpt-shakespeare {config.num_layers} layers x {config.embedding_dim}, "
           f"context {config.context_length}, {config.tokenizer_kind} vocabulary {config.vocab_size}")
     load_before = os.getloadavg()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from aigc.config import load_config
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
+from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
 
 
 class Timer(Callback):
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'preset':<16} {'fp32 img/s':>11} {'(per CPU s)':>11} {'bf16 img/s':>11} {'(per CPU s)':>11} {'bf16/fp32':>10}")
     for preset in args.presets.split(","):

@@ -14,7 +14,7 @@ models in music", https://doi.org/10.1007/s00521-018-3849-7, use the same kind o
 
 The reference is usually the test split of the chorales (`aigc.data.music.read_chorales("test")`, in C
 major / A minor like the training data); the validation chorales scored against it are the ceiling
-(`benchmarks/music_scores.py --real`). `evaluate_music_run` (also `aigc eval RUN` on a music run)
+(`benchmarks/audio_scores.py --real MUSIC_RUN`). `evaluate_music_run` (also `aigc eval RUN` on a music run)
 generates pieces with a piano-roll VAE or a chorale language model through the one generation path.
 """
 
