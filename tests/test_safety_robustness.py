@@ -70,6 +70,25 @@ def test_the_command_reports_clean_and_attacked_accuracy():
     assert refused.returncode == 2 and "--eps" in refused.stderr and "out of range" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_an_audio_classifier_is_attacked_on_its_clips(tmp_path):
+    # int16 clips become x / 32768 (the audio families' input), not pixels: an eps of 1% of full scale.
+    from aigc.safety.robustness import to_unit_range
+
+    clips = torch.tensor([[[-32768, 0, 16384, 32767]]], dtype=torch.int16)
+    assert torch.allclose(to_unit_range(clips), torch.tensor([[[-1.0, 0.0, 0.5, 32767 / 32768]]]))
+    with pytest.raises(AigcError) as refused:
+        to_unit_range(torch.zeros(1, 4))
+    assert refused.value.field == "TARGET"
+    settings = ("model.n_fft=512", "model.hop_length=32", "model.n_mels=32", "model.widths=[8, 16]", "model.feature_dim=32", "model.dropout=0")
+    run = train_tiny("audio-classifier", tmp_path / "tones", *settings, "train.max_steps=200", "optim.lr=3e-3").run_dir  # as test_audio_metrics
+    result = CliRunner().invoke(app, ["robustness", str(run), "--attack", "pgd", "--steps", "3", "--eps", "0.001", "--eps", "0.2", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows[0]["data"].startswith("tones ") and rows[0]["count"] > 0
+    assert rows[0]["clean_accuracy"] == rows[1]["clean_accuracy"] > 0.5  # it tells the ten tones apart
+    assert rows[1]["attacked_accuracy"] < rows[1]["clean_accuracy"]  # a 20%-of-full-scale budget breaks it
+
+
 def test_a_run_that_is_not_a_classifier_is_refused(tmp_path):
     run = train_tiny("dcgan", tmp_path / "dcgan").run_dir
     result = CliRunner().invoke(app, ["robustness", str(run), "--eps", "0.1"])

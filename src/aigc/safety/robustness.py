@@ -1,12 +1,13 @@
 """Accuracy under attack: how a classifier (the packaged MNIST / Fashion-MNIST ones that define the
-project's image scores, or any classifier run) holds up against FGSM and PGD (models/adversarial.py).
+project's image scores, the spoken-digit one behind the audio scores, or any classifier run) holds up against FGSM and PGD (models/adversarial.py).
 
     report = evaluate_robustness(classifier, images, labels, attack="pgd", eps=0.1, steps=10)
     report.clean_accuracy, report.attacked_accuracy
 
-`images` are uint8 [N, C, H, W] test images; the classifier takes x / 127.5 - 1 (every family's input)
-and returns logits. Budgets are in pixel units (a share of the range): eps 0.1 lets every pixel move by
-25.5 grey levels. An image counts as robust when the attack leaves it classified correctly; images
+`images` are uint8 [N, C, H, W] test images (the classifier takes x / 127.5 - 1, every image family's
+input) or int16 [N, 1, T] clips for an audio classifier such as the packaged spoken-digit one (x / 32768,
+the audio families' input); it returns logits. Budgets are a share of the input range: eps 0.1 lets every
+pixel move by 25.5 grey levels, eps 0.01 every audio sample by 1% of full scale (655 of 32,768). An image counts as robust when the attack leaves it classified correctly; images
 already misclassified count as attacked too (the usual robust accuracy).
 """
 
@@ -60,16 +61,25 @@ def check_attack(attack: str, eps: float, steps: int, alpha: float | None) -> tu
     return steps, alpha
 
 
+def to_unit_range(inputs: Tensor) -> Tensor:
+    """Stored test inputs as the float [-1, 1] a classifier takes: uint8 pixels x / 127.5 - 1, int16 samples x / 32768."""
+    if inputs.dtype == torch.uint8:
+        return inputs.to(torch.float32).div_(127.5).sub_(1.0)
+    if inputs.dtype == torch.int16:
+        return inputs.to(torch.float32).div_(32768.0)
+    raise AigcError(f"test inputs of dtype {inputs.dtype} cannot be attacked", field="TARGET", fix="attack an image (uint8) or audio (int16) classifier")
+
+
 def evaluate_robustness(classifier: nn.Module, images: Tensor, labels: Tensor, *, attack: str, eps: float, steps: int = 10,
                         alpha: float | None = None, target: str = "", batch_size: int = 500, seed: int = 0) -> RobustnessReport:
-    """Clean and attacked accuracy of `classifier` (logits of x / 127.5 - 1) on uint8 `images` [N, C, H, W]."""
+    """Clean and attacked accuracy of `classifier` on uint8 `images` [N, C, H, W] or int16 clips [N, 1, T]."""
     steps, alpha = check_attack(attack, eps, steps, alpha)
     generator = torch.Generator().manual_seed(seed)  # PGD's random starts: the same numbers every run
     started = time.process_time()
     clean = robust = 0
     with eval_mode(classifier):  # BatchNorm's running statistics, no dropout: the network as it scores
         for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].to(torch.float32).div_(127.5).sub_(1.0)
+            batch = to_unit_range(images[start : start + batch_size])
             truth = labels[start : start + batch_size]
             with torch.no_grad():
                 clean += int((classifier(batch).argmax(dim=1) == truth).sum())
