@@ -24,6 +24,19 @@ class BatchSource(Protocol):
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
 
+def fingerprint_of(*parts: torch.Tensor | bytes | str) -> str:
+    """The sha256 of `parts` in order: a tensor's bytes as stored (contiguous), bytes as they are, a str as UTF-8.
+    A split's fingerprint is this over exactly what decides the batches it gives."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part = part.contiguous().numpy().reshape(-1).data
+        elif isinstance(part, str):
+            part = part.encode("utf-8")
+        digest.update(part)
+    return digest.hexdigest()
+
+
 class LabelledTensors:
     """Labelled examples in memory, the part image and audio splits share: `examples` of one integer dtype
     [N, ...] (named `name` in messages) and `labels` int64 [N].
@@ -40,11 +53,7 @@ class LabelledTensors:
         if labels.dtype != torch.int64 or labels.shape != (examples.shape[0],):
             raise ValueError(f"labels must be int64 [{examples.shape[0]}], got {labels.dtype} {tuple(labels.shape)}")
         self.examples, self.labels = examples.contiguous(), labels.contiguous()
-        digest = hashlib.sha256()
-        digest.update(self.examples.numpy().reshape(-1).data)
-        digest.update(self.labels.numpy().data)
-        digest.update(extra)
-        self.fingerprint = digest.hexdigest()
+        self.fingerprint = fingerprint_of(self.examples, self.labels, extra)
 
     def __len__(self) -> int:
         return self.examples.shape[0]

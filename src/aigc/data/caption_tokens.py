@@ -15,12 +15,11 @@ caption is <bos> ids <eos>, padded with <pad> to the longest in the batch.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
 
-from aigc.data.bundle import DatasetBundle
+from aigc.data.bundle import DatasetBundle, fingerprint_of
 from aigc.data.captions import class_captions
 from aigc.data.images import ImageDataset
 from aigc.data.text import tokenizer_for
@@ -42,9 +41,7 @@ class CaptionTokenDataset(ImageDataset):
                 self.table[label, index, : len(ids) + 2] = torch.tensor([BOS, *ids, EOS])
         self.counts = torch.tensor(counts, dtype=torch.int64)
         self.random_captions = random_captions
-        digest = hashlib.sha256(self.fingerprint.encode())
-        digest.update(self.table.numpy().data)
-        self.fingerprint = digest.hexdigest()  # images, labels and the caption tokens they can get
+        self.fingerprint = fingerprint_of(self.fingerprint, self.table)  # images, labels and the caption tokens they can get
 
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = super().get_batch(indices)

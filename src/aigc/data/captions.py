@@ -17,13 +17,12 @@ validation and test batches pick caption `index mod count`, so evaluations are r
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from aigc.data.bundle import DatasetBundle
+from aigc.data.bundle import DatasetBundle, fingerprint_of
 from aigc.data.images import ImageDataset
 from aigc.registry import get_dataset, register_dataset
 
@@ -133,11 +132,7 @@ class CaptionedImageDataset(ImageDataset):
         self.groups = groups.contiguous()  # int64 [N]: caption group of each image
         self.table = table
         self.random_captions = random_captions
-        digest = hashlib.sha256(self.fingerprint.encode())
-        digest.update("\n".join(table.captions).encode("utf-8"))
-        digest.update(table.choices.numpy().data)
-        digest.update(self.groups.numpy().data)
-        self.fingerprint = digest.hexdigest()  # images, labels and the captions they can get
+        self.fingerprint = fingerprint_of(self.fingerprint, "\n".join(table.captions), table.choices, self.groups)  # images, labels and the captions they can get
 
     def caption_ids(self, indices: torch.Tensor) -> torch.Tensor:
         groups = self.groups[indices]

@@ -12,7 +12,6 @@ Batch: {"images": A [B, 1, 28, 28], "labels": A's digits, "targets": B [B, 1, 28
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aigc.data.bundle import DatasetBundle, split_indices
+from aigc.data.bundle import DatasetBundle, fingerprint_of, split_indices
 from aigc.errors import DataError
 from aigc.files import visible_files
 from aigc.registry import get_dataset, register_dataset
@@ -34,10 +33,7 @@ class UnpairedDigits:
     def __init__(self, handwritten: torch.Tensor, labels: torch.Tensor, printed: torch.Tensor, printed_labels: torch.Tensor):
         self.handwritten, self.labels = handwritten.contiguous(), labels.contiguous()  # uint8 [N, 1, 28, 28], int64 [N]
         self.printed, self.printed_labels = printed.contiguous(), printed_labels.contiguous()  # uint8 [M, 1, 28, 28], [M]
-        digest = hashlib.sha256()
-        for tensor in (self.handwritten, self.labels, self.printed, self.printed_labels):
-            digest.update(tensor.numpy().reshape(-1).data)
-        self.fingerprint = digest.hexdigest()
+        self.fingerprint = fingerprint_of(self.handwritten, self.labels, self.printed, self.printed_labels)
 
     def __len__(self) -> int:
         return self.handwritten.shape[0]

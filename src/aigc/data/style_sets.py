@@ -16,7 +16,6 @@ Batch: {"images": content [B, 3, S, S], "styles": a style crop per content crop 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aigc.data.bundle import DatasetBundle, split_indices
+from aigc.data.bundle import DatasetBundle, fingerprint_of, split_indices
 from aigc.data.images import IMAGE_EXTENSIONS
 from aigc.errors import DataError
 from aigc.files import data_files, package_version, visible_files
@@ -41,10 +40,7 @@ class StylePairs:
 
     def __init__(self, content: torch.Tensor, styles: torch.Tensor):
         self.content, self.styles = content.contiguous(), styles.contiguous()  # uint8 [N, 3, S, S], [M, 3, S, S]
-        digest = hashlib.sha256()
-        digest.update(self.content.numpy().reshape(-1).data)
-        digest.update(self.styles.numpy().reshape(-1).data)
-        self.fingerprint = digest.hexdigest()
+        self.fingerprint = fingerprint_of(self.content, self.styles)
 
     def __len__(self) -> int:
         return self.content.shape[0]
