@@ -140,6 +140,14 @@ def test_time_budget_stops_and_saves(tmp_path):
     assert ckpt.read_sidecar(result.checkpoint)["step"] == result.step
 
 
+def test_cpu_budget_stops_on_process_cpu_time_and_saves(tmp_path):
+    started = time.process_time()
+    result = fit(tiny("dcgan", "train.max_steps=100000", "train.max_cpu_minutes=0.005"), tmp_path / "run")
+    assert result.stop_reason.startswith("CPU budget") and result.step < 100000
+    assert time.process_time() - started >= 0.3  # it ran until 0.3 CPU-seconds were spent, not less
+    assert ckpt.read_sidecar(result.checkpoint)["step"] == result.step
+
+
 def test_metrics_jsonl_has_train_and_validation_records(tmp_path):
     fit(tiny("dcgan"), tmp_path / "run")
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -91,6 +91,9 @@ class TrainConfig(BaseConfig):
     seed: int = 0  # seeds weights, noise and data order; the same seed gives the same run
     max_steps: int = Field(1000, ge=1)  # optimisation steps (one batch each)
     max_minutes: float | None = Field(None, gt=0)  # wall-clock budget; stops (and saves) when reached
+    # CPU-time budget of this process (all threads, user + system): the same work whatever else the machine
+    # runs, so "20 CPU-minutes" compares two models trained on a shared machine; counts from this start
+    max_cpu_minutes: float | None = Field(None, gt=0)
     batch_size: int = Field(64, ge=1)  # per process; under torchrun the global batch is this x world size
     device: str = "auto"  # "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1", ...
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast on devices that support it

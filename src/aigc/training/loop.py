@@ -74,11 +74,17 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)
     last_checkpoint: Path | None = None
     started: float = field(default_factory=time.perf_counter)
+    started_cpu: float = field(default_factory=time.process_time)
     lineage: dict[str, Any] = field(default_factory=dict)  # init_from, lora, frozen: recorded in every checkpoint
 
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    @property
+    def cpu_elapsed(self) -> float:
+        """CPU seconds this process has spent since the loop started (all its threads, user + system)."""
+        return time.process_time() - self.started_cpu
 
     @property
     def should_stop(self) -> bool:
@@ -382,6 +388,8 @@ def _fit(config, run_dir, resume, callbacks, info, device, model=None) -> TrainR
                 callback.on_step_end(state)
             if train.max_minutes is not None and state.elapsed >= train.max_minutes * 60:
                 state.request_stop(f"time budget of {train.max_minutes} min reached")
+            if train.max_cpu_minutes is not None and state.cpu_elapsed >= train.max_cpu_minutes * 60:
+                state.request_stop(f"CPU budget of {train.max_cpu_minutes} CPU-min reached")
             if state.step % train.log_every == 0 or state.step == train.max_steps:
                 _log(state, sums)
             if train.eval_every and state.step % train.eval_every == 0:
