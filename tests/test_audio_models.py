@@ -194,3 +194,21 @@ def test_audio_vae_trains_generates_per_seed_and_reconstructs(tmp_path, beta):
     rebuilt = model.module.reconstruct(clips.astype(np.float32) / 32768)
     assert rebuilt.waveforms.shape == (4, 1024) and rebuilt.parameters["reconstruction"] is True
     assert bool(model.module.standardize.ready)  # the training moments travelled in the checkpoint
+
+
+@pytest.mark.parametrize("family", GANS)
+def test_the_projection_critic_does_not_score_the_label_more_than_the_sound_at_the_start(family):
+    # With label embeddings at PyTorch's N(0, 1) the projection term <embed(y), phi(x)> of a conditional
+    # wavegan-digits critic was ~50x its head's score (2,048 features) and the generator collapsed to one
+    # class; from N(0, 0.02), as the image GANs', the two are of the same size.
+    config = aigc.config.load_config(f"{family}-digits").model.model_copy(update={"num_classes": 10})
+    torch.manual_seed(0)
+    module = aigc.registry.get_model(family).model_class(config)
+    critic = module.discriminator
+    real = torch.randn(16, 1, config.sample_length) * 0.1 if family == "wavegan" else torch.randn(16, 1, config.n_mels, config.n_mels) * 0.5
+    labels = torch.arange(16) % 10
+    with torch.no_grad():
+        features = critic.body(real)
+        head = critic.head(features).squeeze(1).abs().mean()
+        projection = (critic.projection(labels) * features).sum(dim=1).abs().mean()
+    assert projection < 5 * head, (float(projection), float(head))

@@ -162,6 +162,13 @@ class AudioGAN(nn.Module):
         self.config = config
         self.label_embedding = nn.Embedding(config.num_classes, config.label_embedding_dim) if config.conditional else None
         self.generator, self.discriminator = self.build_networks(config.latent_dim + (config.label_embedding_dim if config.conditional else 0))
+        # Label embeddings from N(0, 0.02), as the image GANs' (init_dcgan_weights). Left at PyTorch's N(0, 1),
+        # the critic's projection <embed(y), phi(x)> was ~50x its head's score at the start of wavegan-digits
+        # (d = 8: 2,048 features): the critic scored the label rather than the sound, and after 767 steps
+        # every generated clip was heard as "six" whatever the requested digit.
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, 0.02)
         # Critic updates so far (a buffer: checkpoints keep the critic/generator rhythm across a resume).
         self.register_buffer("discriminator_updates", torch.zeros((), dtype=torch.long))
 
