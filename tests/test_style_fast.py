@@ -65,8 +65,10 @@ def test_stylising_alpha_and_colour(trained, content):
     unchanged = model.generate({**request, "alpha": 0.0}).images[0].astype(int)
     resized = np.asarray(Image.open(content).resize((64, 44), Image.BILINEAR)).astype(int)
     assert np.abs(unchanged - resized).mean() < 3 and np.abs(batch.images[0].astype(int) - resized).mean() > 10
-    with pytest.raises(AigcError, match="style built in"):
+    with pytest.raises(AigcError, match="request.style: unknown key"):  # its request has no style field
         model.generate({**request, "style": [str(content)]})
+    with pytest.raises(AigcError, match="style built in"):  # nor does it take another method's request with styles
+        model.generate(aigc.generation.requests.StyleRequest(**request, style=[str(content)]))
 
 
 def test_bf16_stylising_gives_the_float32_image_to_a_few_levels(trained, content):
@@ -106,3 +108,6 @@ def test_the_cli_stylises_with_a_trained_fast_run(trained, content, tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads(Image.open(out).text["aigc"])
     assert record["method"] == "fast" and record["preserve_color"] is True and record["model"].startswith("fast:")
+    refused = subprocess.run([sys.executable, "-m", "aigc", "stylize", str(content), "--model", str(trained.run_dir), "--style", str(content),
+                              "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert refused.returncode == 2 and "--style: a fast network has its style built in" in refused.stderr, refused.stderr

@@ -352,8 +352,42 @@ def test_a_zoo_style_model_stylises_an_uploaded_photo_in_the_page(serve, browser
     y, x = np.mgrid[0:60, 0:80]
     Image.fromarray(np.stack([x * 3, y * 4, 255 - x * 3], -1).astype(np.uint8)).save(photo)
     page = open_with_model(browser, serve(ModelCatalog.from_paths({}, zoo=True), zoo=True), "fast-rings", width=1280, height=900)
+    assert page.locator("[data-testid=field-style]").count() == 0  # its style is built in: no style upload
     page.set_input_files("[data-testid=field-content]", str(photo))
     page.fill("[data-testid=field-size]", "96")
     page.click("[data-testid=generate]")
     wait_for_images(page, 1, width=96, timeout=90_000)
     assert page.locator("[data-testid=inputs] [data-testid=input]").count() == 1
+    choose_model(page, "adain-photos")  # AdaIN takes any style image
+    assert page.get_attribute("[data-testid=field-style]", "type") == "file"
+
+
+def test_gatys_paints_an_uploaded_photo_in_an_uploaded_style_in_the_page(serve, browser, tmp_path):
+    """Gatys over the packaged VGG16 from the page: both images uploaded, its caps said on the page and held
+    by the form, the result beside its two inputs."""
+    import numpy as np
+    from PIL import Image
+
+    from aigc.studio.catalog import ModelCatalog
+
+    photo, style = tmp_path / "photo.jpg", tmp_path / "style.png"
+    y, x = np.mgrid[0:60, 0:80]
+    Image.fromarray(np.stack([x * 3, y * 4, 255 - x * 3], -1).astype(np.uint8)).save(photo)
+    Image.fromarray((np.indices((140, 140)).sum(0) % 20 * 12).astype(np.uint8)).convert("RGB").save(style)
+    page = open_with_model(browser, serve(ModelCatalog.from_paths({}, zoo=True), zoo=True), "gatys", width=1280, height=900)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    info = page.inner_text("#model-info")
+    assert "256 px" in info and "100 steps" in info and "step None" not in info, info
+    assert (page.get_attribute("[data-testid=field-size]", "max"), page.get_attribute("[data-testid=field-steps]", "max")) == ("256", "100")
+    page.set_input_files("[data-testid=field-content]", str(photo))
+    page.set_input_files("[data-testid=field-style]", [str(style)])
+    page.fill("[data-testid=field-size]", "64")
+    page.fill("[data-testid=field-steps]", "3")
+    page.click("[data-testid=generate]")
+    wait_for_images(page, 1, width=64, timeout=90_000)
+    inputs = page.locator("[data-testid=inputs] [data-testid=input]")
+    assert [inputs.nth(i).inner_text() for i in range(inputs.count())] == ["content", "style"]
+    job = page.evaluate("async () => (await (await fetch('/api/v1/jobs')).json()).items[0]")
+    assert job["status"] == "succeeded" and job["model"] == "gatys" and job["params"]["steps"] == 3
+    assert problems == []

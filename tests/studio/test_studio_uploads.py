@@ -198,3 +198,72 @@ def test_a_captioner_job_takes_an_uploaded_image(make_settings, tmp_path):
         assert job["artifacts"][0]["kind"] == "text"
         refused = client.post("/api/v1/jobs", json={"model": "captions", "params": {"image": str(tmp_path / "x.png")}})
         assert refused.status_code == 422 and refused.json()["error"]["field"] == "params.image"
+
+
+def test_a_fast_network_shows_no_style_upload_and_refuses_one(client):
+    """A fast network learned one style: its form has no style field, and a job that sends one is refused
+    when it is submitted (naming the field and what the model does take), not when it runs."""
+    models = {m["name"]: m for m in client.get("/api/v1/models").json()["models"]}
+    rings = [f["name"] for f in models["rings"]["accepts"]]
+    assert "content" in rings and "style" not in rings and "style_weights" not in rings
+    assert "style" in [f["name"] for f in models["paint"]["accepts"]]  # AdaIN takes any style image
+    content = upload(client, encode(photo())).json()
+    style = upload(client, encode(photo(seed=3)), field="style").json()
+    for params, field in [({"style": [style["ref"]]}, "params.style"), ({"style_weights": [1.0]}, "params.style_weights")]:
+        response = client.post("/api/v1/jobs", json={"model": "rings", "params": {"content": content["ref"], **params}})
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["field"] == field and "does not take" in error["message"] and "content" in error["fix"] and "style" not in error["fix"], error
+
+
+@pytest.fixture
+def gatys_client(make_settings, style_catalog):
+    from fastapi.testclient import TestClient
+
+    from aigc.studio.app import create_app
+    from aigc.studio.catalog import ModelCatalog, gatys_entry
+
+    catalog = ModelCatalog([*style_catalog.entries(), gatys_entry()])
+    with TestClient(create_app(make_settings(), catalog=catalog), client=LOCAL, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_gatys_is_offered_with_its_size_and_steps_capped_and_runs_on_uploads(gatys_client):
+    """Gatys through the studio: any uploaded style, over the packaged VGG16, with size <= 256 and steps <= 100
+    (said on the page) so a job stays within about a minute on a CPU; out-of-range values, a missing style
+    image and a second image are refused at submission with the field named."""
+    client = gatys_client
+    model = client.get("/api/v1/models/gatys").json()
+    accepts = {f["name"]: f for f in model["accepts"]}
+    assert accepts["content"]["format"] == accepts["style"]["format"] == "image" and accepts["style"]["required"]
+    assert (accepts["size"]["maximum"], accepts["steps"]["maximum"], accepts["count"]["maximum"]) == (256, 100, 1)
+    assert "256 px" in model["description"] and "100 steps" in model["description"] and "step" not in model
+    content = upload(client, encode(photo(40, 48))).json()
+    style = upload(client, encode(photo(140, 140, seed=5)), field="style").json()
+    refused = [
+        ({"size": 512}, "params.size", "less than or equal to 256"),
+        ({"steps": 101}, "params.steps", "less than or equal to 100"),
+        ({"count": 2}, "params.count", "less than or equal to 1"),
+        ({"style": []}, "params.style", "at least 1"),
+        ({"scales": 2}, "params.scales", "does not take"),
+    ]
+    for params, field, words in refused:
+        response = client.post("/api/v1/jobs", json={"model": "gatys", "params": {"content": content["ref"], "style": [style["ref"]], **params}})
+        assert response.status_code == 422, (params, response.text)
+        error = response.json()["error"]
+        assert error["field"] == field and words in error["message"], (params, error)
+    missing = client.post("/api/v1/jobs", json={"model": "gatys", "params": {"content": content["ref"]}})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "params.style", missing.text
+    small = upload(client, encode(photo(64, 64, seed=5)), field="style").json()  # below relu5_1's receptive field
+    failed = finished(client, submit(client, "gatys", content=content["ref"], style=[small["ref"]], size=64, steps=1)["id"], timeout=60)
+    assert failed["status"] == "failed" and "needs at least 132" in failed["error"], failed.get("error")
+
+    job = finished(client, submit(client, "gatys", content=content["ref"], style=[style["ref"]], size=64, steps=3, seed=0)["id"], timeout=60)
+    assert job["status"] == "succeeded", job.get("error")
+    (artifact,) = job["artifacts"]
+    assert (artifact["width"], artifact["height"]) == (64, 53)
+    parameters = artifact["parameters"]
+    assert parameters["method"] == "gatys" and parameters["steps"] == 3 and parameters["style_sha256"] == [style["id"][:16]]
+    assert parameters["vgg"].startswith("vgg16 3be917fb")  # the packaged VGG16, by its hash
+    again = finished(client, submit(client, "gatys", content=content["ref"], style=[style["ref"]], size=64, steps=3, seed=0)["id"], timeout=60)
+    assert client.get(again["artifacts"][0]["url"]).content == client.get(artifact["url"]).content  # deterministic

@@ -257,6 +257,12 @@ def load_vgg_torchvision(*, device: str = "cpu", weights: str | Path | None = No
     return vgg.to(device).eval()
 
 
+def vgg_present() -> bool:
+    """Whether `load_vgg` has weights to read ($AIGC_VGG_WEIGHTS, else the packaged VGG16), without reading or
+    hashing them (the studio offers Gatys only then)."""
+    return bool(os.environ.get(VGG_WEIGHTS_ENV)) or package_file(*ONNX_FILE) is not None
+
+
 def load_vgg(*, device: str = "cpu", padding: str = "zeros", pooling: str = "max") -> VGG:
     """The loss network of the style methods: $AIGC_VGG_WEIGHTS when set, else the packaged VGG16."""
     if os.environ.get(VGG_WEIGHTS_ENV):

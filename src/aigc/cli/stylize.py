@@ -54,9 +54,7 @@ def stylize_command(
         if method == "from the model":
             method = loaded.info.family
     target = _checked_target(out or Path("stylized") / f"{content.stem}-{method}.png", force)
-    given = {"content": str(content), "style": style, "alpha": alpha, "size": size, "seed": seed, "preserve_color": preserve_color}
-    if style_weight:
-        given["style_weights"] = style_weight
+    given = {"content": str(content), "alpha": alpha, "size": size, "seed": seed, "preserve_color": preserve_color}
     if steps is not None:
         if method != "gatys":
             raise AigcError(f"--steps counts Gatys' optimiser iterations; {method} stylises in one pass", field="--steps", fix="leave --steps out, or use --method gatys")
@@ -71,6 +69,13 @@ def stylize_command(
         if loaded.info.family != method:
             raise AigcError(f"{model} is a {loaded.info.family} model, not {method}", field="--model", fix=f"give a {method} run, or --method {loaded.info.family}")
         network, info = loaded.module, loaded.info
+    if "style" in network.request_class.model_fields:
+        given["style"] = style
+        if style_weight:
+            given["style_weights"] = style_weight
+    elif style or style_weight:  # a fast network's request has no style fields
+        raise AigcError("a fast network has its style built in (it learned one style image)", field="--style",
+                        fix="leave --style out, or use --method adain / gatys for another style")
     given.update(_params(param, network.request_class, set(given)))
     request = pipeline.validate(network, given)
     with _progress_bar() as progress:

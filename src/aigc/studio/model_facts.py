@@ -27,6 +27,8 @@ def _model_config(checkpoint: str) -> Any:
 
 def form_defaults(entry) -> dict[str, Any]:
     """Request fields whose default is None, with the value the model uses for them instead."""
+    if not entry.checkpoint:  # a built-in method (Gatys): its request's defaults are all there is
+        return {}
     config = _model_config(entry.checkpoint)
     return {
         name: getattr(config, name)
@@ -38,6 +40,8 @@ def form_defaults(entry) -> dict[str, Any]:
 def needs_prompt(entry) -> bool:
     """A text-conditioned model draws from a prompt (or, trained on captioned classes, from labels that
     stand for captions): a job with neither would silently draw class 0 or fail while running."""
+    if not entry.checkpoint:
+        return False
     config = _model_config(entry.checkpoint)
     kind = getattr(config, "conditioning", None), getattr(config, "condition_source", None)
     conditional = getattr(config, "conditional", True)

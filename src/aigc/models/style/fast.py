@@ -27,7 +27,7 @@ from aigc.backbones.vgg import frozen_vgg, layer_shapes
 from aigc.config import BaseConfig, OptimConfig, build_optimizer
 from aigc.errors import AigcError, AigcWarning
 from aigc.generation.outputs import ImageBatch
-from aigc.generation.requests import StyleRequest
+from aigc.generation.requests import FastStyleRequest
 from aigc.models.sampling import eval_mode, image_batch
 from aigc.models.style.perceptual import PerceptualLoss, StyleTargets, blend_with_content, preserve_colour, read_rgb, resize_long_side
 from aigc.registry import register_model
@@ -96,7 +96,7 @@ def gram_width(shape: str) -> int:
 class FastStyle(nn.Module):
     """One style's transformer network; the loop steps one optimizer ("transformer")."""
 
-    request_class = StyleRequest
+    request_class = FastStyleRequest  # no style images: the style is built in (the studio shows no style upload)
     family_name = "fast"
     training_only = ("style_gram_",)  # the style's Gram matrices are the loss's targets: a zoo export leaves them out
 
@@ -169,8 +169,8 @@ class FastStyle(nn.Module):
         with eval_mode(self), torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=bf16):
             return self.transformer(content).float().contiguous()
 
-    def generate(self, request: StyleRequest) -> ImageBatch:
-        if request.style:
+    def generate(self, request: FastStyleRequest) -> ImageBatch:
+        if getattr(request, "style", None):  # a StyleRequest (AdaIN's, Gatys') handed over as it is
             raise AigcError("a fast network has its style built in (it learned one style image)", field="style",
                             fix="leave --style out, or use --method adain / gatys for another style")
         if not bool(self.style_ready):

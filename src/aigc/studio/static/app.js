@@ -68,7 +68,9 @@ async function loadModels() {
 function selectModel(name, params = null) {
   state.model = state.models.find((m) => m.name === name);
   $("model").value = name;
-  $("model-info").textContent = `${state.model.description} — ${state.model.family}, step ${state.model.step ?? "?"}`;
+  // A built-in method (Gatys) has no training step to show.
+  const trained = state.model.step == null ? "" : `, step ${state.model.step}`;
+  $("model-info").textContent = `${state.model.description} — ${state.model.family}${trained}`;
   showCard(state.model.card);
   renderFields(state.model.accepts, params);
 }
