@@ -174,7 +174,7 @@ def test_migrations_build_exactly_the_models_and_downgrade(database_url):
 
     engine = make_engine(database_url)
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": False}), Base.metadata)
     assert differences == []

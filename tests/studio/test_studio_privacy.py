@@ -227,6 +227,8 @@ def test_uploaded_images_are_exported_and_deleted_with_the_last_job_that_uses_th
         own, shared = upload(client, encode(photo(seed=1))).json(), upload(client, encode(photo(seed=2))).json()
         for ref in (own["ref"], shared["ref"]):
             assert finished(client, submit(client, "rings", headers=alice, content=ref, size=64)["id"], timeout=60, headers=alice)["status"] == "succeeded"
+        client.headers.update(bob)  # bob sends the same photo (only an uploader may use an upload): stored once
+        assert upload(client, encode(photo(seed=2))).json()["id"] == shared["id"]
         assert finished(client, submit(client, "rings", headers=bob, content=shared["ref"], size=64)["id"], timeout=60, headers=bob)["status"] == "succeeded"
 
         archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/me/export", headers=alice).content))
@@ -236,6 +238,67 @@ def test_uploaded_images_are_exported_and_deleted_with_the_last_job_that_uses_th
 
         assert client.delete("/api/v1/me", headers=alice).json() == {"jobs": 2, "files": 3, "still_running": 0}  # two results, one upload
         assert upload_key(store, own["id"]) is None and client.get(f"/api/v1/uploads/{own['id']}", headers=alice).status_code == 404
-        assert upload_key(store, shared["id"]) is not None  # bob's job still names it
+        assert upload_key(store, shared["id"]) is not None  # bob owns it and his job names it
         assert client.delete("/api/v1/me", headers=bob).json()["files"] == 2  # his result and, now, the shared upload
         assert upload_key(store, shared["id"]) is None
+
+
+def _png(seed: int = 0) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _upload(client, data: bytes, headers: dict) -> dict:
+    response = client.post("/api/v1/uploads", files={"content": ("photo.png", data, "image/png")}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_an_upload_is_its_uploaders_only_and_goes_with_the_last_of_them(make_client, database_url):
+    from aigc.studio.uploads import upload_key
+
+    client = make_client(database_url=database_url, auth="required")
+    alice, bob = _two_accounts(client)
+    store = client.app.state.services.store
+    data = _png()
+    mine = _upload(client, data, alice)
+    assert client.get(mine["url"], headers=alice).content == data
+    # The id is the sha256 of the bytes, printed in every result made from them: knowing it is not enough.
+    assert client.get(mine["url"], headers=bob).status_code == 404
+    refused = client.post("/api/v1/jobs", json={"model": "digits", "params": {"count": 1, "content": mine["ref"]}}, headers=bob)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "params.content" and f"no upload with id {mine['id']}" in refused.json()["error"]["message"]
+
+    unused = _upload(client, _png(1), alice)  # uploaded, never used in a job: still hers, exported and deleted
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/me/export", headers=alice).content))
+    assert {f"uploads/{mine['id']}.png", f"uploads/{unused['id']}.png"} <= set(archive.namelist())
+    assert archive.read(f"uploads/{mine['id']}.png") == data
+
+    assert _upload(client, data, bob)["id"] == mine["id"]  # the same bytes from bob: stored once, owned by both
+    assert client.delete("/api/v1/me", headers=alice).status_code == 200
+    assert client.get(mine["url"], headers=alice).status_code == 404  # alice's claim is gone ...
+    assert client.get(mine["url"], headers=bob).content == data  # ... bob's file is not
+    assert upload_key(store, unused["id"]) is None  # hers alone: deleted with her account
+    assert client.delete("/api/v1/me", headers=bob).json()["files"] == 1  # the last owner takes the file with them
+    assert upload_key(store, mine["id"]) is None
+
+
+def test_purge_ends_old_claims_on_uploads_and_deletes_the_unused_files(make_client, database_url):
+    from aigc.studio.db.models import UploadOwner
+    from aigc.studio.jobs.queue import purge
+    from aigc.studio.uploads import upload_key
+
+    client = make_client(database_url=database_url, auth="required")
+    alice, _ = _two_accounts(client)
+    services = client.app.state.services
+    old, new = _upload(client, _png(2), alice), _upload(client, _png(3), alice)
+    with services.db.session() as session:
+        session.execute(update(UploadOwner).where(UploadOwner.sha256 == old["id"]).values(created_at=utcnow() - timedelta(days=40)))
+        session.commit()
+    assert purge(services, 30)["files"] == 1
+    assert upload_key(services.store, old["id"]) is None and client.get(old["url"], headers=alice).status_code == 404
+    assert client.get(new["url"], headers=alice).status_code == 200

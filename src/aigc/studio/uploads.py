@@ -11,6 +11,11 @@ given, content-addressed: its id is the sha256 of the file the user sent (the sa
 and it is the `content_sha256` the result's PNG records). Jobs keep the reference, never a path, and each
 worker resolves it against the shared store when it runs the job. A plain path in an image field is refused:
 a client must not make the server read its own files.
+
+Because the id is printed in every result's metadata, knowing it proves nothing: each account that uploaded
+the bytes gets an `upload_owners` row (`claim_upload`), and only owners fetch the file or name it in a job
+(`check_owned`: anyone else is told there is no such upload, as for a missing one). The file is deleted when
+its last owner is gone (DELETE /api/v1/me, purge) and no job names it any more (`forget_unused`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Text, cast, delete, func, select
+
 from aigc.errors import AigcError, DataError
 from aigc.generation.requests import image_fields
+from aigc.studio.db.models import Job, UploadOwner
 from aigc.studio.errors import ApiError
 from aigc.studio.storage import ArtifactStore
 
@@ -87,6 +95,63 @@ def referenced_uploads(params: Any) -> set[str]:
     if isinstance(params, list):
         return set().union(*(referenced_uploads(item) for item in params)) if params else set()
     return set()
+
+
+def _owner_is(account_id: int | None):
+    return UploadOwner.account_id.is_(None) if account_id is None else UploadOwner.account_id == account_id
+
+
+def claim_upload(session, sha256: str, account_id: int | None) -> None:
+    """Record that `account_id` (None: anonymous loopback use) uploaded these bytes; once per account."""
+    if session.scalar(select(UploadOwner.id).where(UploadOwner.sha256 == sha256, _owner_is(account_id)).limit(1)) is None:
+        session.add(UploadOwner(sha256=sha256, account_id=account_id))
+    session.commit()
+
+
+def owns_upload(session, sha256: str, account_id: int | None) -> bool:
+    return session.scalar(select(UploadOwner.id).where(UploadOwner.sha256 == sha256, _owner_is(account_id)).limit(1)) is not None
+
+
+def check_owned(session, params: Any, account_id: int | None, *, prefix: str = "params") -> None:
+    """Refuse a job that names an upload this account did not send, with the answer a missing one gets
+    (whether someone else's photo exists is not told), naming the field as `params.style.1`."""
+    if isinstance(params, dict):
+        for name, value in params.items():
+            check_owned(session, value, account_id, prefix=f"{prefix}.{name}")
+    elif isinstance(params, list):
+        for index, value in enumerate(params):
+            check_owned(session, value, account_id, prefix=f"{prefix}.{index}")
+    else:
+        for sha in referenced_uploads(params):
+            if not owns_upload(session, sha, account_id):
+                raise ApiError(422, f"no upload with id {sha}", field=prefix, fix=_UPLOAD_FIX)
+
+
+def uploads_owned_by(session, account_id: int | None) -> list[str]:
+    return sorted(set(session.scalars(select(UploadOwner.sha256).where(_owner_is(account_id))).all()))
+
+
+def disown_uploads(session, account_id: int | None = None, *, every_account: bool = False, before=None) -> set[str]:
+    """Delete owner rows: one account's (None: the anonymous one), or `every_account`'s, all or those created
+    before `before`; commits, and returns the uploads concerned (for `forget_unused`)."""
+    condition = [] if every_account else [_owner_is(account_id)]
+    if before is not None:
+        condition.append(UploadOwner.created_at < before)
+    shas = set(session.scalars(select(UploadOwner.sha256).where(*condition)).all())
+    session.execute(delete(UploadOwner).where(*condition))
+    session.commit()
+    return shas
+
+
+def forget_unused(session, store: ArtifactStore, shas: set[str]) -> int:
+    """Delete the files of the uploads among `shas` that nobody owns and no job names; returns how many went."""
+    gone = 0
+    for sha in sorted(shas):
+        owned = session.scalar(select(UploadOwner.id).where(UploadOwner.sha256 == sha).limit(1)) is not None
+        named = session.scalar(select(func.count()).select_from(Job).where(cast(Job.params, Text).like(f"%upload:{sha}%")))
+        if not owned and not named:
+            gone += forget_upload(store, sha)
+    return gone
 
 
 def forget_upload(store: ArtifactStore, sha256: str) -> bool:

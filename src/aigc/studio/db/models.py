@@ -8,6 +8,8 @@
     artifacts  one stored output: content address, seed, label, model and checkpoint hash, parameters
     submit_locks  one row per submitter (a key, or an anonymous client address): locked while a submit
                checks its limits and inserts, so concurrent submits cannot both pass the check
+    upload_owners  who sent an uploaded image (stored once by content): only they may fetch it or name it
+               in a job, and the file goes when its last owner and the last job naming it are gone
 """
 
 from __future__ import annotations
@@ -150,3 +152,16 @@ class SubmitLock(Base):
     __tablename__ = "submit_locks"
     subject: Mapped[str] = mapped_column(String(100), primary_key=True)  # "key:12" or "client:127.0.0.1"
     touched_at: Mapped[datetime] = mapped_column(default=utcnow)  # written by every submit: the write is the lock
+
+
+class UploadOwner(Base):
+    """One account's claim on an uploaded image. Uploads are content-addressed (the same bytes are stored once,
+    whoever sends them), so the id alone — the sha256 a result's PNG records as its `content_sha256` — must not
+    be enough to fetch someone's photo: each account that uploaded the bytes gets a row, and only those may
+    read the file or use it in a job. Anonymous loopback use is one owner (account_id NULL), as for jobs."""
+
+    __tablename__ = "upload_owners"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Text, cast, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aigc.studio.db.models import Artifact, Job, Prompt, SubmitLock, utcnow
@@ -209,7 +209,7 @@ def remove_jobs(services, session, job_ids: list[str], *, rows: bool) -> int:
     another job stay: the store is content-addressed), and the uploaded images no other job names. The
     database commits first, so a crash in between leaves files no row names, never a row whose file is
     gone. Returns how many files went."""
-    from aigc.studio.uploads import forget_upload, referenced_uploads
+    from aigc.studio.uploads import forget_unused, referenced_uploads
 
     keys = set(session.scalars(select(Artifact.storage_key).where(Artifact.job_id.in_(job_ids))).all())
     prompt_ids = [i for i in session.scalars(select(Job.prompt_id).where(Job.id.in_(job_ids))).all() if i is not None]
@@ -226,10 +226,8 @@ def remove_jobs(services, session, job_ids: list[str], *, rows: bool) -> int:
     shared = set(session.scalars(select(Artifact.storage_key).where(Artifact.storage_key.in_(keys))).all()) if keys else set()
     for key in keys - shared:
         services.store.delete(key)
-    # An uploaded image goes with the last job that names it (uploads belong to no account: the jobs say whose they are).
-    still_used = {sha for sha in uploads if session.scalar(select(func.count()).select_from(Job).where(cast(Job.params, Text).like(f"%upload:{sha}%")))}
-    gone = sum(forget_upload(services.store, sha) for sha in uploads - still_used)
-    return len(keys - shared) + gone
+    # An uploaded image stays while an account owns it or a job names it (studio/uploads.py).
+    return len(keys - shared) + forget_unused(session, services.store, uploads)
 
 
 def _chunks(items: list, size: int = 500):
@@ -265,7 +263,10 @@ def delete_all(services, visible, wait_seconds: float = 10.0) -> dict[str, int]:
 def purge(services, older_than_days: float, *, dry_run: bool = False) -> dict[str, int]:
     """The retention period: finished jobs created more than `older_than_days` ago go entirely (rows,
     prompts, artifacts, files no newer job shares); deleted jobs' contentless rows too. Unfinished jobs
-    stay. With `dry_run` nothing is deleted. Returns {"jobs", "artifacts", "bytes", "files"}."""
+    stay. Uploads claimed before the cutoff lose that claim, and go when no job names them. With `dry_run`
+    nothing is deleted. Returns {"jobs", "artifacts", "bytes", "files"}."""
+    from aigc.studio.uploads import disown_uploads, forget_unused
+
     cutoff = utcnow() - timedelta(days=older_than_days)
     with services.db.session() as session:
         ids = list(session.scalars(select(Job.id).where(Job.status.in_(FINISHED), Job.created_at < cutoff)).all())
@@ -274,6 +275,8 @@ def purge(services, older_than_days: float, *, dry_run: bool = False) -> dict[st
         if not dry_run:
             for chunk in _chunks(ids):
                 report["files"] += remove_jobs(services, session, chunk, rows=True)
+            # Uploads are kept as long as jobs: an owner's claim older than the period goes too.
+            report["files"] += forget_unused(session, services.store, disown_uploads(session, every_account=True, before=cutoff))
     log.info("purged" if not dry_run else "purge (dry run)", extra={**report, "older_than_days": older_than_days})
     return report
 

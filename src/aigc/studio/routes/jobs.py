@@ -25,6 +25,7 @@ from aigc.studio.jobs.queue import FINISHED
 from aigc.studio.routes.common import API, artifact_filename, check_id, errors, file_responses, job_info, owned
 from aigc.studio.schemas import JobCreate, JobInfo, JobPage
 from aigc.studio.services import Services
+from aigc.studio.uploads import check_owned
 from aigc.studio.validation import validate_job
 from aigc.safety import moderate_request, warning_record
 from aigc.safety.privacy import scrub_request
@@ -47,6 +48,8 @@ def create_job(
     """Queue a generation job. Answers at once with the job (202); poll its `url`, or add `?wait=10`.
     A seed of -1 (or none) is a random one; the job and each artifact record the seed used."""
     settings = services.settings
+    with services.db.session() as session:  # only the images this account uploaded (their ids are public)
+        check_owned(session, body.params, caller.account_id)
     entry, request = validate_job(services.catalog, body.model, body.params, max_count=settings.max_images_per_job, max_chars=settings.max_string_chars, store=services.store)  # image fields: uploads
     decisions = moderate_request(request, prefix="params.")  # a blocked prompt is a 422 with its reason (ModerationError), before it is queued
     moderation = warning_record(request, decisions, scrub_personal_data=settings.scrub_prompts)  # a warned one runs, and the job says why

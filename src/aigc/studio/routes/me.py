@@ -2,9 +2,10 @@
 
     GET    /api/v1/me/export   a zip: jobs.json (every job as GET /jobs/{id} shows it, with its prompt),
                                account.json (the account and its keys' prefixes), files/ (every artifact)
-                               and uploads/ (the images the jobs were made from)
-    DELETE /api/v1/me          every job's prompt, parameters, artifacts and files, and the uploaded images
-                               no other job uses; queued jobs are cancelled, running ones stopped first
+                               and uploads/ (the images you uploaded, and those the jobs were made from)
+    DELETE /api/v1/me          every job's prompt, parameters, artifacts and files, and your uploaded images
+                               (the bytes stay only while another account owns them or another job names
+                               them); queued jobs are cancelled, running ones stopped first
 
 Without a key (a loopback-only studio) "you" is the anonymous user: the jobs made without a key.
 """
@@ -27,7 +28,7 @@ from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.jobs import queue
 from aigc.studio.routes.common import API, artifact_filename, errors, file_responses, job_info, owned
 from aigc.studio.services import Services
-from aigc.studio.uploads import referenced_uploads, upload_key
+from aigc.studio.uploads import disown_uploads, forget_unused, referenced_uploads, upload_key, uploads_owned_by
 from aigc.studio.validation import readable
 
 router = APIRouter(prefix=API, tags=["privacy"])
@@ -60,6 +61,10 @@ def _export(services: Services, caller: Caller, target) -> int:
                     record["uploads"][f"upload:{sha}"] = "uploads/" + key.rsplit("/", 1)[-1]
                     files.append((record["uploads"][f"upload:{sha}"], key))
             records.append(record)
+        for sha in uploads_owned_by(session, caller.account_id):  # uploaded, whether or not a job used them
+            key = upload_key(services.store, sha)
+            if key is not None:
+                files.append(("uploads/" + key.rsplit("/", 1)[-1], key))
         account = {
             "account": caller.name, "exported_at": utcnow().isoformat(), "jobs": len(records),
             "keys": [{"prefix": k.prefix, "name": k.name, "created_at": k.created_at.isoformat(), "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None, "revoked": k.revoked_at is not None} for k in keys],
@@ -107,6 +112,8 @@ def delete_me(services: Services = Depends(get_services), caller: Caller = Depen
     leaves unnamed files, never a job that points at a missing one. Your keys stay valid; a deleted job keeps
     a row without content (model, times) so that deleting does not reset rate limits, until `aigc studio purge`."""
     result = queue.delete_all(services, lambda query: owned(query, caller))
+    with services.db.session() as session:  # after the jobs: a running job may still have read its upload
+        result["files"] += forget_unused(session, services.store, disown_uploads(session, caller.account_id))
     if result["still_running"]:
         log.warning("delete: jobs still running after the wait", extra={"still_running": result["still_running"]})
     return Deleted(**result)

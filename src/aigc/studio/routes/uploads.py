@@ -17,7 +17,7 @@ from aigc.studio.deps import Caller, get_caller, get_services
 from aigc.studio.errors import ApiError
 from aigc.studio.routes.common import API, errors, file_responses
 from aigc.studio.services import Services
-from aigc.studio.uploads import MEDIA_TYPES, store_upload, upload_key
+from aigc.studio.uploads import MEDIA_TYPES, claim_upload, owns_upload, store_upload, upload_key
 
 router = APIRouter(prefix=API, tags=["uploads"])
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -64,14 +64,16 @@ async def create_upload(request: Request, services: Services = Depends(get_servi
     finally:
         await form.close()
     stored = await run_in_threadpool(store_upload, services.store, data, field=field, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+    await run_in_threadpool(_claim, services, stored.sha256, caller)
     return UploadInfo(id=stored.sha256, ref=stored.ref, field=field, format=stored.format, width=stored.width, height=stored.height,
                       size_bytes=stored.size_bytes, notes=stored.notes, url=f"{API}/uploads/{stored.sha256}")
 
 
 @router.get("/uploads/{upload_id}", response_class=Response, responses=file_responses("The uploaded file, as sent.", *MEDIA_TYPES.values()))
 def get_upload(upload_id: str, services: Services = Depends(get_services), caller: Caller = Depends(get_caller)) -> Response:
-    """An uploaded image by its id (the sha256 of its bytes): the page shows a job's inputs beside its results."""
-    key = upload_key(services.store, upload_id) if _SHA256.match(upload_id) else None
+    """An image you uploaded, by its id (the sha256 of its bytes): the page shows a job's inputs beside its
+    results. Someone else's upload answers 404, as a missing one does (its id is in every result's metadata)."""
+    key = upload_key(services.store, upload_id) if _SHA256.match(upload_id) and _owns(services, upload_id, caller) else None
     if key is None:
         raise ApiError(404, f"no upload with id {upload_id[:64]!r}", field="upload_id", fix="upload ids are the sha256 (64 hex characters) POST /api/v1/uploads returned")
     headers = {"ETag": f'"{upload_id}"', "Cache-Control": "private, max-age=31536000, immutable"}
@@ -80,3 +82,13 @@ def get_upload(upload_id: str, services: Services = Depends(get_services), calle
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=headers)
     return Response(services.store.read(key), media_type=media_type, headers=headers)
+
+
+def _claim(services: Services, sha256: str, caller: Caller) -> None:
+    with services.db.session() as session:
+        claim_upload(session, sha256, caller.account_id)
+
+
+def _owns(services: Services, sha256: str, caller: Caller) -> bool:
+    with services.db.session() as session:
+        return owns_upload(session, sha256, caller.account_id)
