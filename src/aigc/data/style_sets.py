@@ -1,6 +1,8 @@
 """Offline content and style images for training style networks (fast, AdaIN): the dataset `style-photos`.
 
-Content photos, from what is installed (nothing downloads):
+Content photos, from what is installed (nothing downloads), copied once into the cache with a manifest of
+their packages, versions, licences and hashes (`aigc data prepare style-photos`, data/prepare/style_photos.py;
+the first load does it when it has not been done) and read from there:
   - scikit-learn's sample images china.jpg and flower.jpg (CC BY 2.0, danielbuechele / vultilion on Flickr);
   - scikit-image's data photos (astronaut, coffee, chelsea, rocket, ...; public domain / CC0, per skimage) when installed;
   - Debian `gnome-backgrounds` (/usr/share/backgrounds/gnome; CC BY-SA, per its copyright file) when installed;
@@ -26,11 +28,9 @@ import torch.nn.functional as F
 from aigc.data.bundle import DatasetBundle, fingerprint_of, split_indices
 from aigc.data.images import IMAGE_EXTENSIONS
 from aigc.errors import DataError
-from aigc.files import data_files, package_version, visible_files
+from aigc.files import data_files, visible_files
 from aigc.registry import register_dataset
 
-GNOME_BACKGROUNDS = Path("/usr/share/backgrounds/gnome")
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left")
 SCALES = (1.0, 1.5, 2.0)  # shorter side of a photo before cropping, in crop sizes
 MAX_CROPS_PER_PHOTO = 48  # keeps a big wallpaper from outweighing the rest
 
@@ -65,22 +65,11 @@ def content_photos(path: str | None) -> tuple[list[np.ndarray], list[str]]:
         # A missing folder lists no files, so it gets the same error as an empty one.
         files = [folder] if folder.is_file() else data_files(folder, IMAGE_EXTENSIONS, none=f"{folder} holds no images", fix="point data.path at a folder of photos (png, jpg, webp, ...)")
         return [read_image(file, field="data.path").pixels for file in files], [f"{len(files)} photos from {folder}"]
-    from sklearn.datasets import load_sample_image
+    from aigc.data.prepare.style_photos import cached_photos
 
-    photos = [load_sample_image(name) for name in ("china.jpg", "flower.jpg")]
-    sources = [f"scikit-learn {package_version('scikit-learn')} sample images china.jpg, flower.jpg (CC BY 2.0)"]
-    try:
-        import skimage.data
-
-        photos += [np.asarray(getattr(skimage.data, name)())[..., :3] for name in SKIMAGE_PHOTOS if hasattr(skimage.data, name)]
-        sources.append(f"scikit-image {package_version('scikit-image')} data photos (public domain / CC0)")
-    except ImportError:
-        pass
-    if GNOME_BACKGROUNDS.is_dir():
-        files = [file for file in visible_files(GNOME_BACKGROUNDS, frozenset({".jpg", ".jpeg", ".png", ".webp"}))]
-        photos += [read_image(file, field="gnome-backgrounds").pixels for file in files]
-        sources.append(f"Debian gnome-backgrounds, {len(files)} images (CC BY-SA)")
-    return photos, sources
+    # The package photos, copied once into the cache with a manifest (data/prepare/style_photos.py).
+    files, sources = cached_photos()
+    return [read_image(file, field="style-photos").pixels for file in files], sources
 
 
 def generated_styles(size: int, count: int = 12) -> list[np.ndarray]:

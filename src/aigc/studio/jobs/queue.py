@@ -62,12 +62,29 @@ def claim_batch(services, worker_id: str) -> list[str]:
     with one conditional UPDATE (one commit for the batch); returns the ones this worker got, oldest first."""
     with services.db.session() as session:
         first = session.execute(select(Job.id, Job.batch_key).where(Job.status == QUEUED).order_by(Job.created_at, Job.id).limit(1)).first()
-        if first is None:
+    if first is None:
+        return []
+    return _claim_together(services, worker_id, first.batch_key, [first.id], services.settings.batch_jobs)
+
+
+def claim_companions(services, job_id: str, worker_id: str) -> list[str]:
+    """For a job this worker has claimed by id (a Celery delivery): queued jobs that can share its forward pass
+    (the same batch key: model and settings), up to `batch_jobs` - 1 of them, claimed too. Their own messages,
+    delivered later, find them taken and are skipped, as any redelivery is."""
+    if services.settings.batch_jobs <= 1:
+        return []
+    with services.db.session() as session:
+        key = session.scalar(select(Job.batch_key).where(Job.id == job_id))
+    return _claim_together(services, worker_id, key, [], services.settings.batch_jobs - 1) if key else []  # (it is running: not queued)
+
+
+def _claim_together(services, worker_id: str, batch_key: str, first: list[str], limit: int) -> list[str]:
+    """`first` and the oldest other queued jobs of `batch_key`, `limit` in all, claimed in one UPDATE; those got."""
+    with services.db.session() as session:
+        query = select(Job.id).where(Job.status == QUEUED, Job.batch_key == batch_key, Job.id.not_in(first))
+        wanted = [*first, *session.scalars(query.order_by(Job.created_at, Job.id).limit(limit - len(first))).all()]
+        if not wanted:
             return []
-        others = session.scalars(
-            select(Job.id).where(Job.status == QUEUED, Job.batch_key == first.batch_key, Job.id != first.id).order_by(Job.created_at, Job.id).limit(services.settings.batch_jobs - 1)
-        ).all()
-        wanted = [first.id, *others]
         session.execute(update(Job).where(Job.id.in_(wanted), Job.status == QUEUED).values(**_claimed(services, worker_id)))
         session.commit()
         got = set(session.scalars(select(Job.id).where(Job.id.in_(wanted), Job.status == RUNNING, Job.worker_id == worker_id)).all())

@@ -23,7 +23,7 @@ from aigc.generation import pipeline
 from aigc.generation.requests import GenerationRequest
 from aigc.safety import default_policy
 from aigc.studio.db.models import Artifact, Job, utcnow
-from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, lease_until, worker_identity
+from aigc.studio.jobs.queue import CANCELLED, FAILED, RUNNING, SUCCEEDED, claim, claim_companions, lease_until, worker_identity
 from aigc.studio.services import Services
 from aigc.studio.uploads import resolve_uploads
 
@@ -385,9 +385,10 @@ def run_claimed(services: Services, job_ids: list[str], worker_id: str) -> None:
 
 
 def run_job(services: Services, job_id: str, worker_id: str | None = None) -> bool:
-    """Claim and run one job (the Celery task); False if it was not queued (done, cancelled or taken)."""
+    """Claim and run one job (the Celery task), with the queued jobs that can share its forward pass (as the
+    local executor batches); False if it was not queued (done, cancelled, or taken, e.g. as a companion)."""
     worker_id = worker_id or worker_identity()
     if not claim(services, job_id, worker_id):
         return False
-    run_claimed(services, [job_id], worker_id)
+    run_claimed(services, [job_id, *claim_companions(services, job_id, worker_id)], worker_id)
     return True
