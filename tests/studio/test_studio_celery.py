@@ -92,3 +92,26 @@ def test_worker_refuses_to_start_without_its_database(redis_url, tiny_runs, make
     code = "import sys, typer; from aigc.errors import AigcError; from aigc.studio.cli import worker\ntry:\n    typer.run(worker)\nexcept AigcError as e:\n    print(e); sys.exit(2)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "AIGC_DATABASE_URL" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_job_whose_worker_died_is_swept_back_to_the_broker(redis_url, make_client, make_settings, tiny_runs, tmp_path):
+    import redis
+    from sqlalchemy import update
+
+    from aigc.studio.db.models import Job, utcnow
+
+    overrides = {"database_url": f"sqlite:///{tmp_path / 'studio.db'}", "executor": "celery", "broker_url": redis_url, "job_lease_seconds": 1.0}
+    api = make_client(**overrides)
+    job = submit(api, count=2, seed=3)
+    redis.Redis.from_url(redis_url).flushdb()  # its message was used up by a worker on another machine, which died
+    with api.app.state.services.db.session() as session:
+        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", worker_id="elsewhere:4242:w", lease_until=utcnow(), attempts=1))
+        session.commit()
+    worker = start_worker(make_settings(**overrides), tiny_runs)
+    try:
+        done = finished(api, job["id"], timeout=60)  # the API server's sweep queued it again and sent it
+        assert done["status"] == "succeeded" and [a["seed"] for a in done["artifacts"]] == [3, 4], done
+        assert done["attempts"] == 2
+    finally:
+        output = stop(worker)
+    assert "Traceback" not in output, output

@@ -5,13 +5,17 @@
 
 Tasks are acknowledged late with prefetch 1, so a worker that dies mid-job leaves its message to be
 delivered again, and a worker never hoards jobs it is not running. A delivered id whose job is no longer
-queued (done, cancelled, or taken by another delivery) is skipped, so redelivery is harmless. Workers use
-the same database and artifact folder (a shared mount or object store) as the API servers.
+queued (done, cancelled, or taken by another delivery) is skipped, so redelivery is harmless. A job whose
+worker died while running it is still marked running when its message comes back (and is skipped), so every
+API server sweeps as the local executor does: a running job whose lease ran out goes back to the queue and
+its id to the broker again. Workers use the same database and artifact folder (a shared mount or object
+store) as the API servers.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +64,8 @@ class CeleryExecutor(Executor):
     def __init__(self, services):
         super().__init__(services)
         self.app = make_celery(services.settings.broker_url)
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
         # Jobs a stopped process left running, or accepted while the broker was unreachable: send them again.
@@ -72,9 +78,28 @@ class CeleryExecutor(Executor):
             waiting = session.scalars(select(Job.id).where(Job.status == queue.QUEUED, Job.executor == "celery")).all()
         for job_id in waiting:
             self._send(job_id)
+        self._stopping.clear()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="aigc-celery-sweeper", daemon=True)
+        self._sweeper.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
         self.app.close()
+
+    def _sweep_loop(self) -> None:
+        """Every few seconds (half a lease at most): jobs whose worker stopped renewing their lease are queued
+        and sent again. Several API servers may sweep at once: the conditional UPDATE moves a job once."""
+        interval = min(5.0, self.services.settings.job_lease_seconds / 2)
+        while not self._stopping.wait(interval):
+            try:
+                requeued: list[str] = []
+                queue.requeue_stale(self.services, requeued)
+                for job_id in requeued:
+                    self._send(job_id)
+            except Exception:  # the database or the broker went away for a moment: try again next time
+                log.exception("celery sweep failed")
 
     def _send(self, job_id: str) -> None:
         try:

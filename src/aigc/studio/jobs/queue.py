@@ -101,9 +101,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def requeue_stale(services) -> int:
+def requeue_stale(services, requeued: list[str] | None = None) -> int:
     """Running jobs whose lease ran out, or whose worker process on this host has exited, go back to the queue
-    (or fail, after `max_attempts` tries). Returns how many were moved."""
+    (or fail, after `max_attempts` tries). Returns how many were moved; the ids of those queued again are
+    appended to `requeued` (a broker's executor sends them again: their message was used up)."""
     host = socket.gethostname()
     now = utcnow()
     moved = 0
@@ -122,6 +123,8 @@ def requeue_stale(services) -> int:
                 values = {"status": QUEUED, "worker_id": None, "lease_until": None, "progress": 0.0, "message": "re-queued after its worker stopped"}
             result = session.execute(update(Job).where(Job.id == row.id, Job.status == RUNNING, Job.worker_id == row.worker_id).values(**values))
             moved += result.rowcount
+            if result.rowcount and values["status"] == QUEUED and requeued is not None:
+                requeued.append(row.id)
             if result.rowcount:
                 log.warning("job re-queued", extra={"job_id": row.id, "worker_id": row.worker_id, "to": values["status"]})
         session.commit()
