@@ -23,7 +23,7 @@ import torch
 import aigc
 from aigc.metrics.evaluate import evaluate_model
 from aigc.metrics.protocol import Protocol
-from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
+from machine import cpu_name, peak_rss_mb, reset_peak_rss  # benchmarks run as scripts: this folder is on sys.path
 
 OVERRIDES = ["model.width=64", "model.latent_dim=100", "train.batch_size=128", "train.sample_every=0",
              "train.progress=false", "train.tensorboard=false", "train.log_every=500"]
@@ -32,14 +32,16 @@ OVERRIDES = ["model.width=64", "model.latent_dim=100", "train.batch_size=128", "
 def train_and_score(precision: str, seed: int, steps: int, samples: int, root: Path) -> dict:
     run_dir = root / f"{precision}-seed{seed}"
     cpu = time.process_time()
+    reset_peak_rss()
     if not (run_dir / "checkpoints" / f"step-{steps}").is_dir():
         aigc.train("dcgan-mnist", overrides=[*OVERRIDES, f"train.precision={precision}", f"train.seed={seed}",
                                              f"train.checkpoint_every={steps}"], max_steps=steps, out=run_dir)
     train_cpu = time.process_time() - cpu
+    train_rss = peak_rss_mb()  # MiB while it trained (none when the run was already there)
     model = aigc.load(str(run_dir), safety=False)
     report, _ = evaluate_model(model, model.info.config, Protocol(metrics=("fid",), num_samples=samples, seed=0), batch_size=250)
     return {"precision": precision, "seed": seed, "step": model.info.step, "fd": round(report.scores["fid"]["value"], 3),
-            "label": report.scores["fid"].get("label"), "train_cpu_s": round(train_cpu, 1)}
+            "label": report.scores["fid"].get("label"), "train_cpu_s": round(train_cpu, 1), "train_peak_rss_mib": train_rss}
 
 
 def main() -> None:

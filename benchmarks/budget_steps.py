@@ -27,7 +27,7 @@ import torch
 from aigc.config import load_config
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
-from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
+from machine import cpu_name, peak_rss_mb, reset_peak_rss  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=1000000"]
@@ -46,16 +46,17 @@ class StepClock(Callback):
         self.last, self.steps = now, state.step
 
 
-def steps_per_second(preset: str, overrides: list[str], seconds: float) -> tuple[float, float]:
-    """(steps per wall second, steps per CPU second) after the warm-up steps."""
+def steps_per_second(preset: str, overrides: list[str], seconds: float) -> tuple[float, float, float | None]:
+    """(steps per wall second, steps per CPU second) after the warm-up steps, and the peak RSS (MiB) meanwhile."""
     clock = StepClock()
+    reset_peak_rss()
     config = load_config(preset, overrides + QUIET + [f"train.max_minutes={seconds / 60}", "train.max_steps=100000000"])
     with tempfile.TemporaryDirectory() as folder:
         fit(config, Path(folder) / "run", callbacks=[*default_callbacks(config, Path(folder) / "run"), clock])
     if clock.first is None or clock.steps <= WARMUP_STEPS:
         raise SystemExit(f"{preset}: fewer than {WARMUP_STEPS + 1} steps in {seconds} s; give more --seconds")
     steps = clock.steps - WARMUP_STEPS
-    return steps / (clock.last[0] - clock.first[0]), steps / (clock.last[1] - clock.first[1])
+    return steps / (clock.last[0] - clock.first[0]), steps / (clock.last[1] - clock.first[1]), peak_rss_mb()
 
 
 def main() -> None:
@@ -73,11 +74,12 @@ def main() -> None:
         "presets": {},
     }
     for preset in args.presets:
-        wall, cpu = steps_per_second(preset, list(args.set), args.seconds)
+        wall, cpu, rss = steps_per_second(preset, list(args.set), args.seconds)
         report["presets"][preset] = {
             "steps_per_cpu_second": round(cpu, 3),
             "steps_per_wall_second": round(wall, 3),
             "budget_steps": int(cpu * args.budget_minutes * 60),
+            "peak_rss_mib": rss,
         }
     print(json.dumps(report, indent=2))
 

@@ -37,7 +37,7 @@ from aigc.training.loop import _fill_from_data, fit
 sys.path.insert(0, str(Path(__file__).parent))
 
 from train_throughput import Timer  # noqa: E402  (one step timer for both training benchmarks)
-from machine import cpu_name  # noqa: E402  (this folder: benchmarks run as scripts)
+from machine import cpu_name, peak_rss_mb, reset_peak_rss  # noqa: E402  (this folder: benchmarks run as scripts)
 
 OVERRIDES = ["model.width=64", "model.latent_dim=100", "train.batch_size=128"]
 
@@ -115,18 +115,21 @@ def main() -> None:
         "aigc bf16": lambda: aigc_loop("bf16", args.steps, args.warmup),
     }
     best = {name: (0.0, 0.0) for name in variants}
+    peak = {name: 0.0 for name in variants}  # MiB, the process's peak RSS while the variant ran (the data, loaded once, included)
     for round_ in range(args.rounds):
         for name, run in variants.items():
+            reset_peak_rss()
             wall, cpu = run()
             best[name] = (max(best[name][0], wall), max(best[name][1], cpu))
-            print(f"  round {round_ + 1} {name:<11} {wall:8.0f} img/s wall {cpu:8.0f} img/s per CPU s", flush=True)
+            peak[name] = max(peak[name], peak_rss_mb() or 0.0)
+            print(f"  round {round_ + 1} {name:<11} {wall:8.0f} img/s wall {cpu:8.0f} img/s per CPU s, peak RSS {peak[name]:.0f} MiB", flush=True)
     base_wall, base_cpu = best["plain fp32"]
-    print(f"{'variant':<12} {'img/s wall':>11} {'per CPU s':>10} {'x plain fp32 (wall)':>20} {'(CPU)':>7}")
+    print(f"{'variant':<12} {'img/s wall':>11} {'per CPU s':>10} {'x plain fp32 (wall)':>20} {'(CPU)':>7} {'peak RSS MiB':>13}")
     for name, (wall, cpu) in best.items():
-        print(f"{name:<12} {wall:>11.0f} {cpu:>10.0f} {wall / base_wall:>20.2f} {cpu / base_cpu:>7.2f}")
+        print(f"{name:<12} {wall:>11.0f} {cpu:>10.0f} {wall / base_wall:>20.2f} {cpu / base_cpu:>7.2f} {peak[name]:>13.0f}")
     print(json.dumps({
         "best_images_per_s": {k: {"wall": round(v[0]), "cpu": round(v[1])} for k, v in best.items()},
-        "threads": torch.get_num_threads(), "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
+        "peak_rss_mib": peak, "threads": torch.get_num_threads(), "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "steps": args.steps, "rounds": args.rounds,
     }))
 

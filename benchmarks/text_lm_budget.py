@@ -33,7 +33,7 @@ from aigc.models.text.common import evaluate_split
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
 from budget_steps import steps_per_second  # benchmarks/ is on sys.path: scripts run from it
-from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
+from machine import cpu_name, peak_rss_mb, reset_peak_rss  # benchmarks run as scripts: this folder is on sys.path
 
 QUIET = ["train.eval_every=0", "train.sample_every=0", "train.checkpoint_every=0", "train.progress=false",
          "train.tensorboard=false", "train.log_every=100"]
@@ -77,8 +77,10 @@ def main() -> None:
     config = load_config(args.preset, overrides + QUIET + [f"train.max_minutes={args.minutes}"])
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="aigc-bench-")) / "run"
     timer = Timer()
+    reset_peak_rss()
     result = fit(config, out, callbacks=[*default_callbacks(config, out), timer])
     train_seconds = timer.last - timer.start
+    train_peak_rss = peak_rss_mb()  # MiB, while training (before the evaluation loads anything)
 
     model = aigc.load(result.run_dir, safety=False)
     data = load_dataset(model.info.config.data, model.info.config.model)
@@ -92,6 +94,7 @@ def main() -> None:
         "steps": result.step,
         "stop_reason": result.stop_reason,
         "train_seconds": round(train_seconds, 1),
+        "train_peak_rss_mib": train_peak_rss,
         "tokens_seen": result.step * config.train.batch_size * model.module.config.context_length,
         "val_tokens": scores["tokens"],
         "val_characters": scores["characters"],

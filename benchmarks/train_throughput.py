@@ -24,7 +24,7 @@ import torch
 from aigc.config import load_config
 from aigc.training.callbacks import Callback, default_callbacks
 from aigc.training.loop import fit
-from machine import cpu_name  # benchmarks run as scripts: this folder is on sys.path
+from machine import cpu_name, peak_rss_mb, reset_peak_rss  # benchmarks run as scripts: this folder is on sys.path
 
 
 class Timer(Callback):
@@ -41,8 +41,9 @@ class Timer(Callback):
             self.end, self.steps = now, state.step - self.warmup
 
 
-def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float, float]:
-    """(images per wall second, images per CPU second)."""
+def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float, float, float | None]:
+    """(images per wall second, images per CPU second, the process's peak RSS in MiB while it trained)."""
+    reset_peak_rss()
     config = load_config(preset, [
         f"train.max_steps={steps + warmup}", f"train.precision={precision}", "train.sample_every=0",
         "train.checkpoint_every=0", "train.eval_every=0", "train.progress=false", "train.tensorboard=false",
@@ -53,7 +54,7 @@ def measure(preset: str, precision: str, steps: int, warmup: int) -> tuple[float
         run_dir = Path(folder) / "run"  # default_callbacks joins paths with `/`: a str fails
         fit(config, run_dir, callbacks=[*default_callbacks(config, run_dir), timer])
     images = timer.steps * config.train.batch_size
-    return images / (timer.end[0] - timer.start[0]), images / (timer.end[1] - timer.start[1])
+    return images / (timer.end[0] - timer.start[0]), images / (timer.end[1] - timer.start[1]), peak_rss_mb()
 
 
 def main() -> None:
@@ -64,11 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print(f"{'preset':<16} {'fp32 img/s':>11} {'(per CPU s)':>11} {'bf16 img/s':>11} {'(per CPU s)':>11} {'bf16/fp32':>10}")
+    print(f"{'preset':<16} {'fp32 img/s':>11} {'(per CPU s)':>11} {'bf16 img/s':>11} {'(per CPU s)':>11} {'bf16/fp32':>10} {'peak RSS MiB fp32/bf16':>23}")
     for preset in args.presets.split(","):
-        fp32, fp32_cpu = measure(preset, "fp32", args.steps, args.warmup)
-        bf16, bf16_cpu = measure(preset, "bf16", args.steps, args.warmup)
-        print(f"{preset:<16} {fp32:>11.0f} {fp32_cpu:>11.0f} {bf16:>11.0f} {bf16_cpu:>11.0f} {bf16_cpu / fp32_cpu:>10.2f}", flush=True)
+        fp32, fp32_cpu, fp32_rss = measure(preset, "fp32", args.steps, args.warmup)
+        bf16, bf16_cpu, bf16_rss = measure(preset, "bf16", args.steps, args.warmup)
+        print(f"{preset:<16} {fp32:>11.0f} {fp32_cpu:>11.0f} {bf16:>11.0f} {bf16_cpu:>11.0f} {bf16_cpu / fp32_cpu:>10.2f} {fp32_rss or 0:>11.0f} / {bf16_rss or 0:<9.0f}", flush=True)
 
 
 if __name__ == "__main__":
