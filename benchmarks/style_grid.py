@@ -4,6 +4,7 @@ itself (style loss to beat) and the style image in its place (content loss to be
 
     .venv/bin/python benchmarks/style_grid.py [--size 128] [--steps 50] [--out docs/images/style-gatys-grid.png]
     .venv/bin/python benchmarks/style_grid.py --model adain-photos --out docs/images/style-adain-grid.png   # a trained AdaIN (run or zoo name)
+    .venv/bin/python benchmarks/style_grid.py --model fast-rings --out docs/images/style-fast-grid.png      # a fast network: its one style
 
 Contents: scikit-learn's two sample photos. Styles: three generated patterns (aigc.data.style_sets), so the grid
 needs no file beyond the installed packages. Deterministic (init from the content, L-BFGS).
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", default="docs/images/style-gatys-grid.png")
-    parser.add_argument("--model", default=None, help="a trained AdaIN run or zoo name instead of Gatys (one forward pass per cell)")
+    parser.add_argument("--model", default=None, help="a trained AdaIN or fast run or zoo name instead of Gatys (one forward pass per cell; a fast network: its own style only)")
     args = parser.parse_args()
     adain = aigc.load(args.model, safety=False) if args.model else None
     folder = Path(tempfile.mkdtemp())
@@ -55,9 +56,14 @@ def main() -> None:
     for name in ("china.jpg", "flower.jpg"):
         Image.fromarray(load_sample_image(name)).save(folder / name)
         contents.append(folder / name)
+    fast = adain is not None and adain.info.family == "fast"
     for index, label in enumerate(("stripes", "rings", "cells")):
+        if fast and index != adain.module.config.style_pattern:
+            continue  # a fast network paints the one style it learned (a generated pattern)
         Image.fromarray(generated_styles(256)[index]).save(folder / f"{label}.png")
         styles.append(folder / f"{label}.png")
+    if fast and (adain.module.config.style_path is not None or not styles):
+        raise SystemExit("this fast network's style is not one of the grid's patterns 0-2: nothing to compare it to")
     gatys = Gatys()
     loss = PerceptualLoss(gatys.loss(GatysRequest(content="", style=[])).vgg)
     side = args.size
@@ -71,7 +77,9 @@ def main() -> None:
         for style_path in styles:
             style = resize_long_side(read_rgb(str(style_path), field="style")[0], side)
             start = time.perf_counter()
-            if adain is not None:
+            if fast:
+                batch = adain.generate({"content": str(content_path), "size": side, "seed": 0})
+            elif adain is not None:
                 batch = adain.generate(StyleRequest(content=str(content_path), style=[str(style_path)], size=side, seed=0))
             else:
                 batch = generate(gatys, GatysRequest(content=str(content_path), style=[str(style_path)], size=side, steps=args.steps, seed=0))
@@ -84,7 +92,7 @@ def main() -> None:
             row.append(batch.images[0])
         rows.append(row)
     height = max(image.shape[0] for row in rows for image in row)
-    canvas = np.full((len(rows) * (height + 4), 4 * (side + 4), 3), 255, np.uint8)
+    canvas = np.full((len(rows) * (height + 4), (len(styles) + 1) * (side + 4), 3), 255, np.uint8)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             canvas[r * (height + 4) : r * (height + 4) + image.shape[0], c * (side + 4) : c * (side + 4) + image.shape[1]] = image
