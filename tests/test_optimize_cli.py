@@ -53,6 +53,12 @@ def test_an_optimised_run_generates_evaluates_and_compares_from_the_command_line
     (["--out", "X", "--export", "tflite"], "unknown export format 'tflite'"),
     (["--out", "X", "--low-rank", "0"], "whole number >= 1"),
     (["--out", "X", "--distill", "dcgan-tiny", "--quantize", "dynamic"], "--distill trains a new network"),
+    (["--out", "X", "--distill", "dcgan-tiny", "--student-init", "copy"], "unknown student initialisation 'copy'"),
+    (["--out", "X", "--distill", "gpt-tiny", "--alpha", "2"], "lies in [0, 1]"),
+    (["--out", "X", "--prune", "0.5", "--temperature", "3"], "no --distill PRESET was given"),
+    (["--out", "X", "--prune", "0.5", "--structured", "--prune-layer", "generator.network.body.2"], "--prune-layer takes PATH=AMOUNT"),
+    (["--out", "X", "--prune", "0.5", "--criterion", "bn"], "it needs --structured"),
+    (["--out", "X", "--prune", "0.5", "--set", "optim.lr=1e-3"], "no --finetune steps"),
     ([], "needs a run and --out"),
 ])
 def test_bad_options_are_one_clear_error(gan_run, tmp_path, args, message):

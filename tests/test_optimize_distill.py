@@ -52,3 +52,54 @@ def test_a_gan_generator_student_and_a_student_of_another_modality(tmp_path):
     with pytest.raises(AigcError, match=r"student preset 'gpt-tiny' makes text \(gpt\); the teacher makes image \(dcgan\)") as error:
         distill(teacher, tmp_path / "wrong", "gpt-tiny", 3, measure=False)
     assert error.value.field == "--distill" and "dcgan-tiny" in error.value.fix
+
+
+@pytest.fixture(scope="module")
+def deep_gpt_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory, "gpt", "model.embedding_dim=16", "model.num_layers=3", "train.max_steps=5")
+
+
+def test_a_student_initialised_from_its_teacher_copies_embeddings_and_evenly_spaced_blocks(deep_gpt_run, tmp_path):
+    from aigc.loading import build_model
+    from aigc.optimize.distill import init_from_teacher, teacher_blocks
+    from aigc.optimize.pipeline import student_config
+
+    teacher = aigc.load(deep_gpt_run)
+    student = build_model(student_config(teacher, "gpt-tiny", ["model.embedding_dim=16", "model.num_layers=2", "model.mlp_ratio=2"]))
+    record = init_from_teacher(student, teacher.module)
+    assert record["blocks"] == [0, 2] == teacher_blocks(2, 3) and teacher_blocks(1, 4) == [0] and teacher_blocks(3, 5) == [0, 2, 4]
+    source, target = teacher.module.blocks[2], student.blocks[1]
+    assert torch.equal(student.token_embedding.weight, teacher.module.token_embedding.weight)
+    assert torch.equal(target.attention.qkv.weight, source.attention.qkv.weight)
+    rows = [int((source.mlp.fc.weight == row).all(dim=1).nonzero()) for row in target.mlp.fc.weight]  # each kept row is a teacher row
+    assert len(set(rows)) == 32 and rows == sorted(rows)
+    assert torch.equal(target.mlp.proj.weight, source.mlp.proj.weight[:, rows])  # the same hidden units on both sides
+    same = build_model(teacher.info.config)
+    init_from_teacher(same, teacher.module)  # as deep and wide as the teacher: the same network
+    inputs = torch.randint(0, teacher.info.config.model.vocab_size, (2, 8))
+    assert torch.equal(same.eval()(inputs), teacher.module(inputs))
+
+    result = distill(deep_gpt_run, tmp_path / "s", "gpt-tiny", 2, overrides=["model.embedding_dim=16"], student_init="teacher",
+                     temperature=1.5, alpha=0.8, measure=False)
+    record = aigc.load(result.out).info.sidecar["distilled_from"]
+    assert record["init"] == "teacher" and record["blocks"] == [0] and "T=1.5" in record["objective"] and "alpha 0.8" in record["objective"]
+
+
+@pytest.mark.parametrize("kwargs, field, message", [
+    ({"student_init": "copy"}, "--student-init", "unknown student initialisation 'copy'"),
+    ({"temperature": 0.0}, "--temperature", "must be a number > 0"),
+    ({"alpha": 1.5}, "--alpha", r"lies in \[0, 1\], got 1.5"),
+    ({"student_init": "teacher", "overrides": ["model.embedding_dim=8"]}, "--student-init", r"teacher's embedding_dim \(16\), the student has 8"),
+    ({"student_init": "teacher", "overrides": ["model.embedding_dim=16", "model.num_layers=4"]}, "--student-init", "no deeper or wider than its teacher"),
+])
+def test_bad_distillation_settings_are_clear_errors(deep_gpt_run, tmp_path, kwargs, field, message):
+    with pytest.raises(AigcError, match=message) as error:
+        distill(deep_gpt_run, tmp_path / "bad", "gpt-tiny", 2, measure=False, **kwargs)
+    assert error.value.field == field
+
+
+def test_a_gan_student_cannot_start_from_its_teacher(tmp_path):
+    teacher = train_tiny("dcgan", tmp_path / "gan", "model.image_size=16", "train.max_steps=2").run_dir
+    with pytest.raises(AigcError, match="--student-init teacher copies GPT blocks") as error:
+        distill(teacher, tmp_path / "small", "dcgan-tiny", 2, student_init="teacher", measure=False)
+    assert error.value.field == "--student-init" and "random" in error.value.fix

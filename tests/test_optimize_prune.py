@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 
 import pytest
 import torch
@@ -102,3 +103,57 @@ def test_a_language_model_fine_tunes_with_its_own_training_step(tmp_path):
     weights = aigc.load(tmp_path / "sparse").module.state_dict()
     layers = result.transforms[0]["layers"]
     assert sum(int((weights[n] == 0).sum()) for n in layers) >= 0.5 * sum(weights[n].numel() for n in layers)
+
+
+def test_a_layer_of_its_own_amount_keeps_its_channels_and_the_run_loads(gan_run, tmp_path):
+    out = tmp_path / "projection-only"
+    result = optimize(gan_run, out, Plan(prune=0.5, structured=True, prune_layers=(("generator.network.body.2", 0.0),)), measure=False)
+    record = result.transforms[0]
+    assert record["layer_amounts"] == {"generator.network.body.2": 0.0}
+    original = aigc.load(gan_run).module.generator.network
+    generator = aigc.load(out).module.generator.network
+    assert generator.base_channels == original.base_channels // 2  # the projection: the global amount
+    assert generator.body[2].weight.shape[1] == original.body[2].weight.shape[1]  # its own amount 0: every output channel kept
+    assert generator.body[2].weight.shape[0] == original.body[2].weight.shape[0] // 2  # its inputs follow the projection
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((("generator.network.body.9", 0.5),), "not a layer whose channels can be removed"),
+    ((("generator.network", 1.0),), r"lies in \[0, 1\)"),
+])
+def test_bad_layer_amounts_are_refused(gan_run, tmp_path, layers, message):
+    with pytest.raises(AigcError, match=message) as error:
+        optimize(gan_run, tmp_path / "bad", Plan(prune=0.5, structured=True, prune_layers=layers), measure=False)
+    assert error.value.field == "--prune-layer" and "generator.network" in error.value.fix
+    with pytest.raises(AigcError, match="needs --structured"):
+        Plan(prune=0.5, prune_layers=layers).check()
+
+
+def test_the_bn_criterion_keeps_the_channels_with_the_largest_batchnorm_scale():
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    root = nn.ModuleDict({"body": network})  # chains are looked for below the root
+    with torch.no_grad():
+        network[0].weight.copy_(torch.tensor([4.0, 3.0, 2.0, 1.0])[:, None, None, None].expand(4, 1, 3, 3))  # L1 would keep 0, 1
+        network[1].weight.copy_(torch.tensor([0.1, 0.2, 5.0, 4.0]))  # the BatchNorm scales channels 2 and 3 up
+    kept = network[1].weight[2:].clone()
+    record = prune_channels(root, 0.5, criterion="bn")
+    assert record["criterion"].startswith("|scale| of the BatchNorm") and torch.equal(network[1].weight, kept)
+    assert network[0].weight.shape[0] == 2 and network[3].weight.shape[1] == 2
+    with pytest.raises(AigcError, match="has no BatchNorm after it") as error:
+        prune_channels(nn.ModuleDict({"body": nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))}), 0.5, criterion="bn")
+    assert error.value.field == "--criterion" and "--criterion l1" in error.value.fix
+    with pytest.raises(AigcError, match="unknown channel criterion 'random'"):
+        prune_channels(root, 0.5, criterion="random")
+    with pytest.raises(AigcError, match="it needs --structured"):
+        Plan(prune=0.5, criterion="bn").check()
+
+
+def test_finetuning_takes_settings_of_its_own_and_records_them(gan_run, tmp_path):
+    plan = Plan(prune=0.5, structured=True, criterion="bn", finetune=2, finetune_overrides=("optim.lr=0.005", "train.lr_schedule=cosine"))
+    result = optimize(gan_run, tmp_path / "tuned", plan, measure=False)
+    assert result.transforms[0]["finetune"]["settings"] == ["optim.lr=0.005", "train.lr_schedule=cosine"]
+    config = tomllib.loads((tmp_path / "tuned" / "finetune" / "config.toml").read_text())
+    assert config["optim"]["lr"] == 0.005 and config["train"]["lr_schedule"] == "cosine" and config["train"]["max_steps"] == 2
+    with pytest.raises(AigcError, match="no --finetune steps"):
+        Plan(prune=0.5, finetune_overrides=("optim.lr=1e-3",)).check()

@@ -55,6 +55,55 @@ class OutputMatching(nn.Module):
         return self
 
 
+def teacher_blocks(student_layers: int, teacher_layers: int) -> list[int]:
+    """Which teacher blocks a shallower student starts from: the first, then evenly spaced up to the last
+    (2 of 4: blocks 0 and 3). The first alone for a 1-block student: on gpt-shakespeare the teacher's block 0
+    under its final norm scores 1.86 nats/char on 128 validation windows before any training, blocks 1-3 2.99-3.18."""
+    if student_layers == 1:
+        return [0]
+    return [round(i * (teacher_layers - 1) / (student_layers - 1)) for i in range(student_layers)]
+
+
+@torch.no_grad()
+def init_from_teacher(student: nn.Module, teacher: nn.Module) -> dict:
+    """Start a GPT student from its teacher's weights (in place): the token and position embeddings (and so
+    the tied output layer), the final norm, and `teacher_blocks` of the blocks; a narrower MLP keeps the hidden
+    units with the largest |fc row| x |proj column|. Needs the same width and heads; returns the record."""
+    from aigc.models.text.transformer import GPT
+
+    if not (isinstance(student, GPT) and isinstance(teacher, GPT)):
+        raise AigcError(f"--student-init teacher copies GPT blocks; the student is {type(student).__name__}, the teacher {type(teacher).__name__}",
+                        field="--student-init", fix="use --student-init random for this student")
+    mine, theirs = student.config, teacher.config
+    for key in ("embedding_dim", "num_heads", "positions", "bias", "tie_weights"):
+        if getattr(mine, key) != getattr(theirs, key):
+            raise AigcError(f"--student-init teacher needs the teacher's {key} ({getattr(theirs, key)}), the student has {getattr(mine, key)}",
+                            field="--student-init", fix=f"--set model.{key}={getattr(theirs, key)}, or --student-init random")
+    if mine.num_layers > theirs.num_layers or mine.mlp_ratio > theirs.mlp_ratio:
+        raise AigcError(f"--student-init teacher takes a student no deeper or wider than its teacher ({theirs.num_layers} blocks, mlp_ratio {theirs.mlp_ratio}); "
+                        f"the student has {mine.num_layers} blocks, mlp_ratio {mine.mlp_ratio}", field="--student-init",
+                        fix="choose fewer model.num_layers or a smaller model.mlp_ratio, or --student-init random")
+    student.token_embedding.weight.copy_(teacher.token_embedding.weight)
+    if student.position_embedding is not None:
+        student.position_embedding.weight.copy_(teacher.position_embedding.weight[: mine.context_length])
+    student.norm.load_state_dict(teacher.norm.state_dict())
+    if not mine.tie_weights:
+        student.output.weight.copy_(teacher.output.weight)
+    blocks = teacher_blocks(mine.num_layers, theirs.num_layers)
+    for source, target in zip((teacher.blocks[i] for i in blocks), student.blocks):
+        for name in ("norm1", "attention", "norm2"):
+            getattr(target, name).load_state_dict(getattr(source, name).state_dict())
+        hidden = target.mlp.fc.out_features
+        importance = source.mlp.fc.weight.norm(dim=1) * source.mlp.proj.weight.norm(dim=0)  # [teacher hidden]
+        kept = importance.topk(hidden).indices.sort().values
+        target.mlp.fc.weight.copy_(source.mlp.fc.weight[kept])
+        target.mlp.proj.weight.copy_(source.mlp.proj.weight[:, kept])
+        if mine.bias:
+            target.mlp.fc.bias.copy_(source.mlp.fc.bias[kept])
+            target.mlp.proj.bias.copy_(source.mlp.proj.bias)
+    return {"init": "teacher", "blocks": blocks, "mlp_hidden": f"{mine.mlp_ratio * mine.embedding_dim} of {theirs.mlp_ratio * theirs.embedding_dim} units kept (largest |fc row| x |proj column|)"}
+
+
 class LogitDistillation(nn.Module):
     """A language-model student trained on its teacher's softened predictions and the true next tokens:
 

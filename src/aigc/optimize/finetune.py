@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from aigc.config import RunConfig
+from aigc.config import RunConfig, apply_overrides
 from aigc.optimize.distill import OutputMatching, can_match_outputs
 from aigc.optimize.prune import apply_masks
 from aigc.training.callbacks import EMA, Callback, default_callbacks
@@ -37,9 +37,10 @@ class KeepPruned(Callback):
         apply_masks(state.model, self.masks)
 
 
-def finetune_config(config: RunConfig, steps: int) -> RunConfig:
-    """The run's config, training `steps` steps on the CPU quietly, with one checkpoint at the end."""
-    raw = config.to_dict()
+def finetune_config(config: RunConfig, steps: int, overrides: list[str] | None = None) -> RunConfig:
+    """The run's config (+ `overrides`, section.key=value), training `steps` steps on the CPU quietly, with one
+    checkpoint at the end."""
+    raw = apply_overrides(config.to_dict(), list(overrides or []))
     raw["train"].update(max_steps=steps, max_minutes=None, checkpoint_every=0, keep_checkpoints=1, sample_every=0,
                         eval_metrics=[], early_stopping=None, progress=False, tensorboard=False, device="cpu", init_from=None)
     raw["train"]["eval_every"] = min(raw["train"].get("eval_every") or 0, steps)
@@ -47,10 +48,11 @@ def finetune_config(config: RunConfig, steps: int) -> RunConfig:
 
 
 def finetune(module: nn.Module, config: RunConfig, steps: int, run_dir: Path, *, masks: dict[str, Tensor] | None = None,
-             teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
+             teacher: nn.Module | None = None, overrides: list[str] | None = None) -> tuple[nn.Module, dict]:
     """Train `module` for `steps` steps (in place); (the network to keep — the EMA weights when the run keeps
-    them — in eval mode, the record of what was done). `teacher`: the unpruned network, for GAN generators."""
-    tuned = finetune_config(config, steps)
+    them — in eval mode, the record of what was done). `teacher`: the unpruned network, for GAN generators;
+    `overrides`: settings of the fine-tuning run (`--set optim.lr=1e-3`), the run's own otherwise."""
+    tuned = finetune_config(config, steps, overrides)
     trained: nn.Module = module
     objective = "the family's training step on the run's data"
     if teacher is not None and can_match_outputs(module):
@@ -65,6 +67,6 @@ def finetune(module: nn.Module, config: RunConfig, steps: int, run_dir: Path, *,
     final = ema.averaged if ema is not None else trained
     if isinstance(final, OutputMatching):
         final = final.student
-    record = {"steps": result.step, "objective": objective, "weights": "ema" if ema is not None else "model",
+    record = {"steps": result.step, "objective": objective, **({"settings": list(overrides)} if overrides else {}), "weights": "ema" if ema is not None else "model",
               "metrics": {k: round(v, 5) for k, v in result.metrics.items()}}
     return final.eval(), record

@@ -11,6 +11,7 @@ the folder like any other run. Optimising an optimised run appends to its list.
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,12 @@ class Plan:
     prune: float | None = None  # fraction of weights (or, structured, of channels) to remove
     structured: bool = False  # remove whole conv channels instead of single weights
     scope: str = "global"  # magnitude pruning: rank weights across all layers ("global") or per layer
+    prune_layers: tuple[tuple[str, float], ...] = ()  # structured: (chain path, amount) pairs that replace `prune` for those layers
+    criterion: str = "l1"  # structured: rank channels by L1 filter norm ("l1") or by their BatchNorm's scale ("bn")
     low_rank: int | None = None  # SVD rank for Linear and Conv2d layers
     separable: bool = False  # k x k convolutions -> depthwise k x k + pointwise 1 x 1
     finetune: int = 0  # training steps after pruning or factorising, through the one loop
+    finetune_overrides: tuple[str, ...] = ()  # section.key=value settings of the fine-tuning run (say optim.lr=1e-3)
     quantize: str | None = None  # "dynamic" or "static"
     calibrate: int = 8  # --quantize static: generation requests (seeds 0, 10000, ...) whose activations fix the int8 scales
     export: str | None = None  # "onnx"
@@ -48,6 +52,9 @@ class Plan:
             prune.check_amount(self.prune)
         if self.structured and self.prune is None:
             raise AigcError("--structured says how to prune, but no --prune amount was given", field="--structured", fix="add --prune 0.5")
+        if self.prune_layers and not self.structured:
+            raise AigcError("--prune-layer sets a layer's share of channels to remove; it needs --structured", field="--prune-layer",
+                            fix="add --structured, or leave --prune-layer out")
         if self.low_rank is not None:
             low_rank.check_rank(self.low_rank)
             if self.prune is not None and not self.structured:
@@ -59,6 +66,11 @@ class Plan:
         if self.finetune and self.prune is None and self.low_rank is None and not self.separable:
             raise AigcError("--finetune recovers what pruning or factorising lost; nothing was changed", field="--finetune",
                             fix="add --prune 0.5 or --low-rank 16, or leave --finetune out")
+        if self.criterion != "l1" and not self.structured:
+            raise AigcError("--criterion says how to rank channels; it needs --structured", field="--criterion", fix="add --structured, or leave --criterion out")
+        if self.finetune_overrides and not self.finetune:
+            raise AigcError("--set changes the fine-tuning run's settings, but no --finetune steps were asked for", field="--set",
+                            fix="add --finetune 1000, or leave --set out")
         if self.finetune < 0:
             raise AigcError(f"--finetune takes a number of steps >= 0, got {self.finetune}", field="--finetune")
         if self.quantize not in (None, "dynamic", "static"):
@@ -172,7 +184,7 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     masks = None
     if plan.prune is not None:
         if plan.structured:
-            transforms.append(prune.prune_channels(module, plan.prune))
+            transforms.append(prune.prune_channels(module, plan.prune, dict(plan.prune_layers), plan.criterion))
         else:
             masks, record = prune.prune_magnitude(module, plan.prune, plan.scope)
             transforms.append(record)
@@ -183,7 +195,8 @@ def optimize(source: str | Path, out: str | Path, plan: Plan, *, settings: repor
     if plan.finetune:
         from aigc.optimize.finetune import finetune  # the training side, only when asked for
 
-        module, record = finetune(module, original.info.config, plan.finetune, out / "finetune", masks=masks, teacher=original.module)
+        module, record = finetune(module, original.info.config, plan.finetune, out / "finetune", masks=masks, teacher=original.module,
+                                  overrides=list(plan.finetune_overrides))
         transforms[-1]["finetune"] = record
     if plan.quantize == "dynamic":
         transforms.append(quantize.quantize_dynamic(module))
@@ -236,18 +249,28 @@ def student_config(teacher: LoadedModel, preset: str, overrides: list[str]) -> R
 
 def distill(source: str | Path, out: str | Path, preset: str, steps: int, *, overrides: list[str] | None = None,
             settings: reporting.Settings = reporting.Settings(), measure: bool = True, measure_quality: bool = True,
-            force: bool = False) -> Result:
+            force: bool = False, student_init: str = "random", temperature: float = 2.0, alpha: float = 0.5) -> Result:
     """`aigc optimize RUN --out RUN-small --distill PRESET --steps N`: a smaller network of PRESET (a GPT
     from the teacher's softened logits and the data; a GAN generator from the teacher's images), trained
-    through the one loop and written as an ordinary run of its own architecture, with the report."""
+    through the one loop and written as an ordinary run of its own architecture, with the report.
+    `student_init`: "random" (the preset's initialisation) or "teacher" (a GPT student starts from the
+    teacher's embeddings and some of its blocks, `distill.init_from_teacher`); `temperature`, `alpha`: the
+    language-model objective's T and soft-term weight (`distill.LogitDistillation`)."""
     from aigc.loading import build_model
-    from aigc.optimize.distill import LogitDistillation, OutputMatching, can_match_outputs
+    from aigc.optimize.distill import LogitDistillation, OutputMatching, can_match_outputs, init_from_teacher
     from aigc.optimize.finetune import finetune_config
     from aigc.training.callbacks import EMA, default_callbacks
     from aigc.training.loop import fit
 
     if steps < 1:
         raise AigcError(f"--distill needs --steps >= 1, got {steps}", field="--steps", fix="e.g. --steps 1000")
+    if student_init not in ("random", "teacher"):
+        raise AigcError(f"unknown student initialisation {student_init!r}", field="--student-init",
+                        fix="use --student-init random (the preset's own) or teacher (a GPT student starts from the teacher's blocks)")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise AigcError(f"--temperature must be a number > 0, got {temperature}", field="--temperature", fix="e.g. --temperature 2")
+    if not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
+        raise AigcError(f"--alpha weighs the soft term against the hard one and lies in [0, 1], got {alpha}", field="--alpha", fix="e.g. --alpha 0.5")
     out = Path(out)
     if (out / "checkpoints").exists():
         if not force:
@@ -259,8 +282,10 @@ def distill(source: str | Path, out: str | Path, preset: str, steps: int, *, ove
     student = build_model(config)
     from aigc.models.text.common import LanguageModel
 
+    initialised = init_from_teacher(student, teacher.module) if student_init == "teacher" else {"init": "random"}
     if isinstance(student, LanguageModel) and isinstance(teacher.module, LanguageModel):
-        trained, objective = LogitDistillation(student, teacher.module), "KL on logits softened by T=2 (x T^2) + cross-entropy, alpha 0.5"
+        trained = LogitDistillation(student, teacher.module, temperature=temperature, alpha=alpha)
+        objective = f"KL on logits softened by T={temperature:g} (x T^2) + cross-entropy, alpha {alpha:g}"
     elif can_match_outputs(student) and can_match_outputs(teacher.module):
         trained, objective = OutputMatching(student, teacher.module), "mean squared difference to the teacher's images from the same noise"
     else:
@@ -272,7 +297,7 @@ def distill(source: str | Path, out: str | Path, preset: str, steps: int, *, ove
     ema = next((c for c in callbacks if isinstance(c, EMA) and c.averaged is not None), None)
     final = (ema.averaged if ema is not None else trained).student.eval()
     record = {"teacher": teacher.info.model_name, "preset": preset, "overrides": list(overrides or []), "steps": result.step,
-              "objective": objective, "metrics": {k: round(v, 5) for k, v in result.metrics.items()}}
+              "objective": objective, **initialised, "metrics": {k: round(v, 5) for k, v in result.metrics.items()}}
     checkpoint = save_run(out, teacher, final, [], config=config, extra={"distilled_from": record}, step=result.step)
     written = [checkpoint]
     report = None

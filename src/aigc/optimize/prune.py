@@ -7,7 +7,7 @@ and the file size stay the same (dense zeros); `finetune` keeps them zero while 
 
 Structured (Li et al. 2017, "Pruning Filters for Efficient ConvNets", https://arxiv.org/abs/1608.08710):
 in each chain conv -> [BatchNorm, elementwise activation, dropout]* -> conv inside an nn.Sequential, the
-first conv's output channels with the smallest L1 filter norm are removed, together with the BatchNorm's
+first conv's output channels with the smallest L1 filter norm (or BatchNorm scale, `--criterion bn`) are removed, together with the BatchNorm's
 entries and the next conv's matching input channels. Only such chains are cut, because a Sequential
 feeds a layer's output to the next layer alone: a residual sum or a reshape would need the same channels
 on both sides. Loading rebuilds the narrower layers from the record (`rebuild_channels`).
@@ -170,10 +170,44 @@ def resize(layer: nn.Module, *, keep_out: Tensor | None = None, keep_in: Tensor 
         layer.in_channels = len(keep_in)
 
 
+def check_layer_amounts(layers: dict[str, float], prunable: list[str]) -> dict[str, float]:
+    """--prune-layer PATH=AMOUNT: each PATH one of the prunable chains, each AMOUNT in [0, 1) (0 keeps it whole)."""
+    for path, value in layers.items():
+        if path not in prunable:
+            raise AigcError(f"--prune-layer names {path!r}, which is not a layer whose channels can be removed", field="--prune-layer",
+                            fix=f"use one of: {', '.join(prunable)}")
+        if not (isinstance(value, (int, float)) and 0 <= value < 1 and math.isfinite(value)):
+            raise AigcError(f"--prune-layer {path}={value}: a layer's amount lies in [0, 1) (0 keeps all its channels)", field="--prune-layer",
+                            fix=f"e.g. --prune-layer {path}=0")
+    return {path: float(value) for path, value in layers.items()}
+
+
+CRITERIA = {"l1": "L1 filter norm", "bn": "|scale| of the BatchNorm after the layer"}
+
+
+def bn_scale(module: nn.Module, layer: str, norm_paths: list[str]) -> Tensor:
+    """--criterion bn (Liu et al. 2017, "Learning Efficient Convolutional Networks through Network Slimming",
+    https://arxiv.org/abs/1708.06519): a channel matters as much as the |weight| its BatchNorm scales it by,
+    whatever the filter's own norm (the norm divides that out)."""
+    if not norm_paths:
+        raise AigcError(f"--criterion bn ranks channels by their BatchNorm's scale; {layer!r} has no BatchNorm after it", field="--criterion",
+                        fix="use --criterion l1 for this model")
+    norm = module.get_submodule(norm_paths[0])
+    if norm.weight is None:
+        raise AigcError(f"--criterion bn needs a BatchNorm with a learned scale after {layer!r}; {norm_paths[0]!r} has none (affine=False)",
+                        field="--criterion", fix="use --criterion l1 for this model")
+    return norm.weight.abs()
+
+
 @torch.no_grad()
-def prune_channels(module: nn.Module, amount: float) -> dict:
-    """Remove the `amount` fraction of output channels (smallest L1 filter norm) of every chain's first conv, in place."""
+def prune_channels(module: nn.Module, amount: float, layers: dict[str, float] | None = None, criterion: str = "l1") -> dict:
+    """Remove the `amount` fraction of output channels (smallest L1 filter norm, or with criterion "bn"
+    the smallest BatchNorm scale) of every chain's first conv, in place; `layers` gives some chains (by conv
+    path, or generator path for a projection) their own amount."""
     check_amount(amount)
+    if criterion not in CRITERIA:
+        raise AigcError(f"unknown channel criterion {criterion!r}", field="--criterion",
+                        fix="use --criterion l1 (filter norm) or bn (BatchNorm scale)")
     chains = channel_chains(module)
     projections = projection_chains(module)
     if not chains and not projections:
@@ -181,12 +215,15 @@ def prune_channels(module: nn.Module, amount: float) -> dict:
             f"{type(module).__name__} has no conv -> conv chain in an nn.Sequential whose channels can be removed",
             field="--structured", fix="prune its weights without --structured (zeros, same tensor sizes)",
         )
+    layers = check_layer_amounts(dict(layers or {}), [chain[0] for chain in projections] + [chain[0] for chain in chains])
     channels = {}
     for conv_path, norm_paths, next_path in chains:
         conv = module.get_submodule(conv_path)
         out_dim = out_channels_dim(conv)
         norms = conv.weight.abs().transpose(0, out_dim).flatten(1).sum(dim=1)  # L1 norm per output channel
-        keep = max(1, round(len(norms) * (1 - amount)))
+        if criterion == "bn":
+            norms = bn_scale(module, conv_path, norm_paths)
+        keep = max(1, round(len(norms) * (1 - layers.get(conv_path, amount))))
         kept = norms.topk(keep).indices.sort().values
         resize(conv, keep_out=kept)
         for norm_path in norm_paths:
@@ -198,7 +235,9 @@ def prune_channels(module: nn.Module, amount: float) -> dict:
         generator, linear = module.get_submodule(path), module.get_submodule(linear_path)
         area = generator.base**2
         norms = linear.weight.abs().view(generator.base_channels, area * linear.in_features).sum(dim=1)  # L1 per channel
-        keep = max(1, round(len(norms) * (1 - amount)))
+        if criterion == "bn":
+            norms = bn_scale(module, linear_path, norm_paths)
+        keep = max(1, round(len(norms) * (1 - layers.get(path, amount))))
         kept = norms.topk(keep).indices.sort().values
         resize_projection(linear, kept, area)
         for norm_path in norm_paths:
@@ -206,7 +245,8 @@ def prune_channels(module: nn.Module, amount: float) -> dict:
         resize(module.get_submodule(next_path), keep_in=kept)
         generator.base_channels = keep
         projected[path] = {"channels": keep, "linear": linear_path, "norms": norm_paths, "next": next_path}
-    return {"name": CHANNELS, "amount": amount, "criterion": "L1 filter norm", "chains": channels, "projections": projected}
+    return {"name": CHANNELS, "amount": amount, "criterion": CRITERIA[criterion], "chains": channels, "projections": projected,
+            **({"layer_amounts": layers} if layers else {})}
 
 
 def rebuild_channels(module: nn.Module, record: dict) -> nn.Module:
