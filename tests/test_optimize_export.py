@@ -60,6 +60,16 @@ def test_the_gpt_exports_with_its_kv_cache_and_generates_the_same_text_through_o
     prefill, decode = record["graphs"]
     assert prefill["outputs"] == ["logits", "keys", "values"] and decode["inputs"] == ["ids", "past_keys", "past_values"]
     assert decode["dynamic_axes"]["past_keys"] == {"0": "batch", "3": "past"} and decode["max_abs_difference"] < 1e-4
+    # Both graphs point into one weights file: the export holds the model's weights once, not twice (plus the
+    # tied embedding's transposed copy, which the traced output matmul keeps as a constant).
+    import onnx
+
+    weights = tmp_path / "gpt-onnx" / record["shared_weights"]["file"]
+    parameters = sum(p.numel() * 4 for p in aigc.load(run).module.parameters() if p.numel() * 4 >= 1024)
+    assert weights in paths and parameters <= weights.stat().st_size < 1.5 * parameters
+    places = [{tuple((e.key, e.value) for e in t.external_data) for t in onnx.load(str(path), load_external_data=False).graph.initializer
+               if t.data_location == onnx.TensorProto.EXTERNAL} for path in paths[:2]]
+    assert places[0] and places[0] == places[1]  # the same bytes of the same file, not a copy each
     out = tmp_path / "gpt-run"
     optimize(run, out, Plan(export="onnx"), settings=Settings(repeats=1, tokens=8), measure_quality=False)
     eager, runtime = aigc.load(out), with_backend(aigc.load(out), "onnxruntime")

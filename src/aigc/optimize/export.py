@@ -9,7 +9,9 @@
 
 `torch.onnx.export(..., dynamo=True)` traces with torch.export and writes the graph with onnxscript;
 `external_data=False` keeps the weights inside the one .onnx file; the batch (and the text length) are
-dynamic. The parity check runs onnxruntime and PyTorch on the same inputs and fails, saying the
+dynamic. The GPT's two graphs hold the same weights, so after both pass their checks the weights move into
+one file beside them (`weights.onnx.data`, ONNX external data) that both graphs point into, and both are
+checked again: the export is the model's size once, not twice. The parity check runs onnxruntime and PyTorch on the same inputs and fails, saying the
 difference, when they disagree by more than `TOLERANCE`. RUN-small/onnx/onnx.json records inputs,
 outputs, the difference and the versions. `with_onnxruntime(model, folder)` makes a loaded GAN generate
 through the exported graph (`aigc generate RUN --backend onnxruntime`): the family's own `generate`
@@ -43,6 +45,8 @@ from aigc.loading import LoadedModel
 TOLERANCE = 1e-3  # max |onnxruntime - PyTorch| accepted, in output units (images in [-1, 1], logits)
 GRAPH = "model.onnx"
 DECODE_GRAPH = "decode.onnx"  # the GPT's one-token step with the KV cache
+SHARED_WEIGHTS = "weights.onnx.data"  # the GPT graphs' weights, stored once (ONNX external data)
+SHARED_MIN_BYTES = 1024  # smaller initializers (shapes, scalars) stay inside each graph
 RECORD = "onnx.json"
 
 
@@ -191,10 +195,59 @@ def export_onnx(model: LoadedModel, folder: Path, *, tolerance: float = TOLERANC
         )
     folder.mkdir(parents=True, exist_ok=True)
     entries = [_export_graph(model, graph, folder, tolerance) for graph in graphs]
+    shared: dict[str, Any] = {}
+    if len(graphs) > 1:
+        shared = {"shared_weights": _share_weights(folder, [graph.file for graph in graphs])}
+        for graph, entry in zip(graphs, entries):  # the rewritten graphs, checked again
+            entry.update(bytes=(folder / graph.file).stat().st_size, max_abs_difference=max(entry["max_abs_difference"], _checked(graph, folder / graph.file, tolerance)))
     record = {**entries[0], "tolerance": tolerance, "versions": _versions(), "model": model.info.model_name,
-              "checkpoint_sha256": model.info.checkpoint_sha256, "graphs": entries}
+              "checkpoint_sha256": model.info.checkpoint_sha256, "graphs": entries, **shared}
     atomic_write_text(folder / RECORD, json.dumps(record, indent=2) + "\n")
-    return [folder / graph.file for graph in graphs] + [folder / RECORD]
+    return [folder / graph.file for graph in graphs] + ([folder / SHARED_WEIGHTS] if shared else []) + [folder / RECORD]
+
+
+def _share_weights(folder: Path, files: list[str]) -> dict[str, Any]:
+    """Move the graphs' large initializers into one external-data file, each distinct tensor once (equal
+    type, shape and bytes: the same weight), and point every graph at it; returns {file, bytes, tensors}."""
+    import hashlib
+
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    models = [onnx.load(str(folder / name)) for name in files]
+    placed: dict[tuple, tuple[int, int]] = {}
+    staging = folder / f".{SHARED_WEIGHTS}.tmp"
+    with open(staging, "wb") as data:
+        for graph in models:
+            for tensor in graph.graph.initializer:
+                if tensor.data_location == onnx.TensorProto.EXTERNAL or not tensor.HasField("raw_data") or len(tensor.raw_data) < SHARED_MIN_BYTES:
+                    continue
+                raw = tensor.raw_data
+                key = (tensor.data_type, tuple(tensor.dims), hashlib.sha256(raw).hexdigest())
+                if key not in placed:
+                    data.seek(0, 2)
+                    data.write(b"\0" * (-data.tell() % 64))  # aligned, so a runtime may map it
+                    placed[key] = (data.tell(), len(raw))
+                    data.write(raw)
+                offset, length = placed[key]
+                set_external_data(tensor, SHARED_WEIGHTS, offset=offset, length=length)  # (it wants the raw data still there)
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                tensor.ClearField("raw_data")
+        data.flush()
+    staging.replace(folder / SHARED_WEIGHTS)
+    for graph, name in zip(models, files):
+        staged = folder / f".{name}.tmp"
+        onnx.save(graph, str(staged))  # (no raw data left in the shared tensors: nothing else is written)
+        staged.replace(folder / name)
+    return {"file": SHARED_WEIGHTS, "bytes": (folder / SHARED_WEIGHTS).stat().st_size, "tensors": len(placed)}
+
+
+def _checked(graph: Graph, path: Path, tolerance: float) -> float:
+    difference = parity(graph, path)
+    if difference > tolerance:
+        raise AigcError(f"onnxruntime's outputs differ from PyTorch's by up to {difference:.3g} in {graph.file} (tolerance {tolerance:g})",
+                        field="--export", fix="do not ship this graph; report it with the model and torch/onnxruntime versions")
+    return difference
 
 
 def _export_graph(model: LoadedModel, graph: Graph, folder: Path, tolerance: float) -> dict[str, Any]:
@@ -218,10 +271,7 @@ def _export_graph(model: LoadedModel, graph: Graph, folder: Path, tolerance: flo
                         field="--export", fix="leave --export out for this model") from None
     finally:
         quiet.setLevel(level)
-    difference = parity(graph, path)
-    if difference > tolerance:
-        raise AigcError(f"onnxruntime's outputs differ from PyTorch's by up to {difference:.3g} in {graph.file} (tolerance {tolerance:g})",
-                        field="--export", fix="do not ship this graph; report it with the model and torch/onnxruntime versions")
+    difference = _checked(graph, path, tolerance)
     return {"graph": graph.file, "bytes": path.stat().st_size, "inputs": graph.input_names, "outputs": graph.output_names,
             "dynamic_axes": graph.dynamic, "max_abs_difference": difference}
 
