@@ -125,7 +125,8 @@ def gatys_seconds_per_100(size: int, iterations: int) -> float:
     folder = Path(tempfile.mkdtemp())
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / "content.png")
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / "style.png")
+    style_side = max(size, 256)  # the style image must cover relu5_1's 132 px receptive field, whatever the output size
+    Image.fromarray(rng.integers(0, 256, (style_side, style_side, 3), dtype=np.uint8)).save(folder / "style.png")
     request = GatysRequest(content=str(folder / "content.png"), style=[str(folder / "style.png")], size=size, steps=1, seed=0)
     generate(Gatys(), request)  # warm-up, and the VGG loaded once
     start = CLOCK()

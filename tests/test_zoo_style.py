@@ -70,10 +70,16 @@ def test_the_zoo_lists_the_style_models_weights_only_with_data_and_licence():
     assert not any(key.startswith("style_gram_") for key in fast) and "style_ready" in fast
 
 
+# (style, content) loss ceilings each zoo network passes, as a share of the photo's own style loss (0.95) and of the
+# style image's content loss (1.94). Recorded: adain-photos 0.334 / 1.441 (755 steps; the 225-step weights before it:
+# 0.417 / 1.540, which fail the style ceiling), fast-rings 0.345 / 1.285; untrained 0.76 / 1.13 and 0.75 / 1.03.
+CEILINGS = {"adain-photos": (0.40, 0.78), "fast-rings": (0.40, 0.70)}
+
+
 @pytest.mark.parametrize("name, uses_style_image", [("adain-photos", True), ("fast-rings", False)])
 def test_zoo_style_networks_paint_the_style_an_untrained_one_does_not(images, name, uses_style_image):
-    """Style loss below 60% of the photo's own (recorded: AdaIN 0.45, fast 0.38 of 0.95 at step 100; untrained
-    0.75-0.76), with the content closer to the photo than the style image is (its content loss, ~1.7)."""
+    """Style loss below 40% of the photo's own (untrained: 0.79-0.80 of it), with the content closer to the photo
+    than the style image is (CEILINGS)."""
     content, style = images
     model = aigc.load(name)
     request = StyleRequest(content=str(content), style=[str(style)] if uses_style_image else [], size=128, seed=0)
@@ -86,8 +92,9 @@ def test_zoo_style_networks_paint_the_style_an_untrained_one_does_not(images, na
     if not uses_style_image:
         untrained_module.style_ready.fill_(True)  # an untrained fast network refuses to run: let it
     untrained = losses(generate(untrained_module, request).images[0], str(content), str(style))
-    assert trained[1] < 0.6 * photo_style < untrained[1], (trained, untrained, photo_style)
-    assert trained[0] < style_content, (trained, style_content)
+    style_share, content_share = CEILINGS[name]
+    assert trained[1] < style_share * photo_style < untrained[1], (trained, untrained, photo_style)
+    assert trained[0] < content_share * style_content, (trained, style_content)
 
 
 def test_the_zoo_cyclegan_keeps_the_digit_when_printing_becomes_handwriting():

@@ -47,7 +47,7 @@ FIELD_HELP = {
     "preserve_color": "Keep the content's colours: only the brightness takes the style.",
     "image": "The image (uploaded: PNG, JPEG, WebP, GIF or BMP).",
     "direction": "a_to_b or b_to_a: which way to translate.",
-    "steps": "Gatys: optimiser (L-BFGS) iterations; each costs about 0.2 s at 128 px, 0.8 s at 256 px on one CPU core.",
+    "steps": "Gatys: optimiser (L-BFGS) iterations; each costs about 0.3 CPU-s at 128 px, 1.1 at 256 px (square).",
     "style_weight": "Gatys: weight of the style against the content (lower keeps more of the photo).",
     "init": "Gatys: start from the content photo, or from noise drawn from the seed.",
 }
@@ -216,8 +216,8 @@ def gatys_entry() -> ModelEntry:
     return ModelEntry(
         name=GATYS, path=f"builtin:{GATYS}", family=GATYS, modality="style",
         description=(f"Gatys et al. 2015: any style image, no training; optimises the picture itself over the VGG16, "
-                     f"so here at most {STUDIO_MAX_SIZE} px and {STUDIO_MAX_STEPS} steps (about 10 s at the defaults, "
-                     f"up to about 80 s at the caps, on one CPU core); aigc stylize has no caps"),
+                     f"so here at most {STUDIO_MAX_SIZE} px and {STUDIO_MAX_STEPS} steps (about 15 CPU-seconds at the defaults, "
+                     f"up to about 2 CPU-minutes at the caps); aigc stylize has no caps"),
         request_class=StudioGatysRequest, num_classes=None, checkpoint="",
         checkpoint_sha256="" if os.environ.get(VGG_WEIGHTS_ENV) else ONNX_SHA256[:16], step=None, extra={"builtin": GATYS},
     )

@@ -166,9 +166,10 @@ class Gatys(nn.Module):
 
 # ------------------------------------------------------------------------------------------- the studio
 
-# The studio runs Gatys as a job on a shared CPU: its size and steps are capped so a job takes seconds to about a
-# minute. Measured at one thread on this machine (AMD EPYC): 0.22 CPU-s per L-BFGS step at 128 px, 0.49 at 192 px,
-# 0.8 at 256 px, so the caps (256 px, 100 steps) are at most ~80 CPU-seconds and the defaults (128 px, 50) ~11.
+# The studio runs Gatys as a job on a shared CPU: its size and steps are capped so a job takes seconds to a couple
+# of minutes. Measured at one thread on this machine (AMD EPYC; benchmarks/style_speed.py --clock cpu): 0.30 CPU-s
+# per L-BFGS step at 128x128, 1.14 at 256x256, so the caps (256 px, 100 steps) are at most ~2 CPU-minutes for a
+# square picture (a 3:2 photo ~1.3) and the defaults (128 px, 50 steps) ~15 CPU-seconds.
 STUDIO_MAX_SIZE = 256
 STUDIO_MAX_STEPS = 100
 
