@@ -111,3 +111,18 @@ def test_the_cli_stylises_with_a_trained_fast_run(trained, content, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "aigc", "stylize", str(content), "--model", str(trained.run_dir), "--style", str(content),
                               "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert refused.returncode == 2 and "--style: a fast network has its style built in" in refused.stderr, refused.stderr
+
+
+def test_a_network_whose_gram_matrices_were_left_out_learns_them_again():
+    """A zoo export keeps style_ready but leaves the style's Gram matrices out: fine-tuning from it (--init-from)
+    starts with zeros there, and must relearn them rather than train towards all-zero targets."""
+    model = build_model(tiny("fast"))
+    batch = {"images": torch.rand(2, 3, 32, 32) * 2 - 1}
+    model.losses(batch)
+    learned = [getattr(model, f"style_gram_{i}").clone() for i in range(len(model.config.style_layers))]
+    for index in range(len(learned)):
+        getattr(model, f"style_gram_{index}").zero_()  # as loaded from an export: style_ready stays True
+    assert bool(model.style_ready)
+    model.losses(batch)
+    for index, gram in enumerate(learned):
+        torch.testing.assert_close(getattr(model, f"style_gram_{index}"), gram)

@@ -140,10 +140,12 @@ class FastStyle(nn.Module):
 
     def losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         perceptual = self.perceptual()
-        if not bool(self.style_ready):
+        grams = {name: getattr(self, f"style_gram_{index}") for index, name in enumerate(self.config.style_layers)}
+        # A zoo export leaves the Gram matrices out (training_only) but keeps style_ready: fine-tuning from it
+        # (--init-from fast-rings) must learn them again, or it would train towards all-zero targets.
+        if not bool(self.style_ready) or not all(bool(gram.any()) for gram in grams.values()):
             self._learn_style(perceptual)
         content = batch["images"]
-        grams = {name: getattr(self, f"style_gram_{index}") for index, name in enumerate(self.config.style_layers)}
         with torch.no_grad():
             target = perceptual.features(content, (self.config.content_layer,))[self.config.content_layer]
         terms = perceptual.terms(self.transformer(content), StyleTargets(target, grams))
