@@ -65,7 +65,7 @@ def test_the_studio_model_list_carries_zoo_cards(tmp_path):
     with TestClient(create_app(settings, catalog=ModelCatalog.from_paths({"mine": str(run)}, zoo=True)), client=("127.0.0.1", 50000)) as client:
         models = {m["name"]: m for m in client.get("/api/v1/models").json()["models"]}
         card = models["gpt-tang"]["card"]
-        assert card["intended_use"].startswith("Teaching character-level") and card["license"].startswith("MIT") and card["training"]["steps"] == 187
+        assert card["intended_use"].startswith("Teaching character-level") and card["license"].startswith("MIT") and card["training"]["steps"] == 1150
         assert any("green-list" in line for line in card["safety"])
         assert "card" not in models["mine"]  # a run folder has no card
         assert client.get("/api/v1/models/dcgan-mnist").json()["card"]["limitations"]
