@@ -145,6 +145,8 @@ def test_cpu_budget_stops_on_process_cpu_time_and_saves(tmp_path):
     result = fit(tiny("dcgan", "train.max_steps=100000", "train.max_cpu_minutes=0.005"), tmp_path / "run")
     assert result.stop_reason.startswith("CPU budget") and result.step < 100000
     assert time.process_time() - started >= 0.3  # it ran until 0.3 CPU-seconds were spent, not less
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["cpu_s"] >= 0.3 and last["elapsed_s"] > 0  # every row records both clocks
     assert ckpt.read_sidecar(result.checkpoint)["step"] == result.step
 
 

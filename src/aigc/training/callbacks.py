@@ -116,7 +116,7 @@ class MetricLogger(Callback):
             self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=state.step + 1 if state.step else None)
 
     def _write(self, state: "TrainState", values: dict[str, float]) -> None:
-        record = {"step": state.step, "elapsed_s": round(state.elapsed, 3), **values}
+        record = {"step": state.step, "elapsed_s": round(state.elapsed, 3), "cpu_s": round(state.cpu_elapsed, 3), **values}
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
         if self.writer is not None:
