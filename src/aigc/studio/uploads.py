@@ -103,7 +103,7 @@ def _owner_is(account_id: int | None):
 
 def claim_upload(session, sha256: str, account_id: int | None) -> None:
     """Record that `account_id` (None: anonymous loopback use) uploaded these bytes; once per account."""
-    if session.scalar(select(UploadOwner.id).where(UploadOwner.sha256 == sha256, _owner_is(account_id)).limit(1)) is None:
+    if not owns_upload(session, sha256, account_id):
         session.add(UploadOwner(sha256=sha256, account_id=account_id))
     session.commit()
 
